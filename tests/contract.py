@@ -1,0 +1,112 @@
+"""The generic checks every bijector and every flow must pass (DESIGN.md, the contract).
+
+A ``BijectorCase`` names a factory returning a fresh ``Bijector`` plus the event and
+context sizes and the scale/shift of inputs inside its domain. Test files register cases
+in ``tests/cases_*.py`` lists ``BIJECTORS`` and ``FLOWS``; ``test_contract.py`` runs
+every check on every case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class BijectorCase:
+    name: str
+    make: Callable  # () -> Bijector
+    dim: int
+    context_dim: Optional[int] = None
+    low: float = -2.0  # inputs are drawn uniformly in [low, high]
+    high: float = 2.0
+    atol: float = 1e-4  # float32 tolerance; float64 uses 1e3 x tighter where possible
+    perturb: float = 0.5  # scale of random perturbation of params (so not at identity)
+
+    def __str__(self):
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowCase:
+    name: str
+    make: Callable  # () -> Flow
+    low: float = -6.0  # box over which the 2-D density is integrated (if dim == 2)
+    high: float = 6.0
+
+    def __str__(self):
+        return self.name
+
+
+def perturbed_params(bij, key, scale):
+    """Fresh params plus noise, so tests do not sit at the identity initialisation."""
+    params = bij.init(key)
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.fold_in(key, 1), max(len(leaves), 1))
+    new = [
+        leaf + scale * jax.random.normal(k, leaf.shape, leaf.dtype)
+        if jnp.issubdtype(leaf.dtype, jnp.floating)
+        else leaf
+        for leaf, k in zip(leaves, keys)
+    ]
+    return jax.tree_util.tree_unflatten(tree, new)
+
+
+def cast(tree, dtype):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
+
+
+def inputs(case: BijectorCase, key, n, dtype):
+    kx, kc = jax.random.split(key)
+    x = jax.random.uniform(kx, (n, case.dim), dtype, case.low, case.high)
+    c = None
+    if case.context_dim is not None:
+        c = jax.random.normal(kc, (n, case.context_dim), dtype)
+    return x, c
+
+
+def vm(fn, params, x, c):
+    if c is None:
+        return jax.vmap(lambda xi: fn(params, xi, None))(x)
+    return jax.vmap(lambda xi, ci: fn(params, xi, ci))(x, c)
+
+
+def check_all(case: BijectorCase, dtype, n=8):
+    """Invertibility, log-det vs jacfwd, inverse log-det = -forward, jit == no-jit."""
+    bij = case.make()
+    params = cast(perturbed_params(bij, jax.random.key(0), case.perturb), dtype)
+    x, c = inputs(case, jax.random.key(1), n, dtype)
+    tight = dtype == jnp.float64
+    atol = case.atol * (1e-3 if tight else 1.0)
+    rtol = 1e-6 if tight else 1e-4
+
+    z, ld = vm(bij.forward, params, x, c)
+    assert z.shape == x.shape and ld.shape == (n,)
+    assert z.dtype == dtype and ld.dtype == dtype, (z.dtype, ld.dtype)
+    assert np.all(np.isfinite(z)) and np.all(np.isfinite(ld))
+
+    x2, ld_inv = vm(bij.inverse, params, z, c)
+    np.testing.assert_allclose(x2, x, atol=10 * atol, rtol=10 * rtol, err_msg="inverse(forward(x))")
+    np.testing.assert_allclose(ld_inv, -ld, atol=10 * atol, rtol=10 * rtol, err_msg="inverse logdet")
+
+    def fwd(xi, ci):
+        return bij.forward(params, xi, ci)[0]
+
+    ci_all = c if c is not None else [None] * n
+    for i in range(min(n, 4)):
+        jac = jax.jacfwd(fwd)(x[i], None if c is None else ci_all[i])
+        sign, logabs = jnp.linalg.slogdet(jac)
+        assert sign != 0
+        np.testing.assert_allclose(logabs, ld[i], atol=atol * 10, rtol=rtol * 10, err_msg="logdet vs jacfwd")
+
+    zj, ldj = jax.jit(lambda p, a, b: vm(bij.forward, p, a, b))(params, x, c)
+    np.testing.assert_allclose(zj, z, atol=atol, rtol=rtol, err_msg="jit forward")
+    np.testing.assert_allclose(ldj, ld, atol=atol, rtol=rtol, err_msg="jit logdet")
+    xj, _ = jax.jit(lambda p, a, b: vm(bij.inverse, p, a, b))(params, z, c)
+    np.testing.assert_allclose(xj, x2, atol=atol, rtol=rtol, err_msg="jit inverse")
