@@ -75,11 +75,11 @@ def write_hepmass(root: pathlib.Path, n_train=400, n_test=200, seed=0):
     names = ["# label"] + [f"f{i}" for i in range(5)]
     with open(folder / "1000_train.csv", "w") as f:
         f.write(",".join(names) + "\n")
-        for lab, row in zip(lab_tr, x_tr):
+        for lab, row in zip(lab_tr, x_tr, strict=False):
             f.write(",".join([f"{lab:.1f}"] + [repr(float(v)) for v in row]) + "\n")
     with open(folder / "1000_test.csv", "w") as f:
         f.write(",".join(names + ["mass"]) + "\n")
-        for lab, row in zip(lab_te, x_te):
+        for lab, row in zip(lab_te, x_te, strict=False):
             f.write(",".join([f"{lab:.1f}"] + [repr(float(v)) for v in row] + ["1000"]) + "\n")
     return (lab_tr, x_tr), (lab_te, x_te)
 

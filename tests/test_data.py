@@ -152,7 +152,8 @@ def test_load_file_csv_splits_standardises_and_dequantises(tmp_path):
     cont = rng.normal(5, 3, n)
     counts = rng.poisson(3, n)  # integer-valued: dequantised
     label = rng.integers(0, 2, n)
-    lines = ["x,count,label"] + [f"{float(a)!r},{c},{l}" for a, c, l in zip(cont, counts, label)]
+    rows = zip(cont, counts, label, strict=True)
+    lines = ["x,count,label"] + [f"{float(a)!r},{c},{l}" for a, c, l in rows]
     p = _csv(tmp_path, "\n".join(lines) + "\n")
     s, info = load_file(p, label_column="label", seed=3, return_info=True)
     assert [a.shape for a in s] == [(324, 2), (36, 2), (40, 2)]

@@ -21,11 +21,12 @@ import json
 import os
 import pathlib
 import warnings
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Union
 
 import numpy as np
 
-PathLike = Union[str, os.PathLike]
+PathLike = Union[str, os.PathLike]  # noqa: UP007 - a runtime alias
 
 ALLOW_PICKLE_ENV = "NITSJAX_ALLOW_PICKLE"
 
@@ -59,7 +60,7 @@ def cache_home() -> pathlib.Path:
     return pathlib.Path(env).expanduser() if env else pathlib.Path("~/.cache/nitsjax").expanduser()
 
 
-def resolve_root(root: Optional[PathLike], folder: str) -> pathlib.Path:
+def resolve_root(root: PathLike | None, folder: str) -> pathlib.Path:
     """``root`` as a path, or the default ``data_home() / folder``."""
     if root is None:
         return data_home() / folder
@@ -97,7 +98,7 @@ def find_file(
     )
 
 
-def pickle_allowed(allow_pickle: Optional[bool]) -> bool:
+def pickle_allowed(allow_pickle: bool | None) -> bool:
     """``allow_pickle`` if given, else whether ``$NITSJAX_ALLOW_PICKLE`` is ``1``/``true``."""
     if allow_pickle is not None:
         if not isinstance(allow_pickle, bool):
@@ -141,11 +142,12 @@ def as_float32(x: np.ndarray, name: str) -> np.ndarray:
 
 def make_splits(train, val, test, name: str) -> Splits:
     """Splits of float32 ``(n, d)`` arrays with the same ``d``; non-finite values refused."""
-    parts = [as_float32(a, f"{name} {s}") for a, s in zip((train, val, test), Splits._fields)]
+    parts = [as_float32(a, f"{name} {s}")
+             for a, s in zip((train, val, test), Splits._fields, strict=True)]
     dims = {a.shape[1] for a in parts}
     if len(dims) != 1:
         raise DataFormatError(f"{name}: splits have different widths {[a.shape for a in parts]}")
-    for a, s in zip(parts, Splits._fields):
+    for a, s in zip(parts, Splits._fields, strict=False):
         if a.size and not np.isfinite(a).all():
             raise DataFormatError(f"{name}: the {s} split holds NaN or inf values")
     return Splits(*parts)
@@ -168,7 +170,7 @@ def cached_splits(
     sources: Sequence[pathlib.Path],
     recipe: dict,
     build: Callable[[], Splits],
-    cache: Union[bool, PathLike, None],
+    cache: bool | PathLike | None,
 ) -> Splits:
     """``build()``'s splits, read from / written to the ``.npy`` cache unless ``cache`` is False.
 
@@ -189,7 +191,7 @@ def cached_splits(
     splits = build()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for f, a in zip(files, splits):
+        for f, a in zip(files, splits, strict=False):
             tmp = f.with_suffix(".tmp.npy")
             np.save(tmp, a, allow_pickle=False)
             os.replace(tmp, f)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import pathlib
 import pickle
 import struct
-from typing import Optional
 
 import numpy as np
 
@@ -49,8 +48,10 @@ from nitsjax.data._files import (
 from nitsjax.data.preprocessing import (
     SeedLike,
     check_fraction,
-    dequantize as dequantize_fn,
     numpy_rng,
+)
+from nitsjax.data.preprocessing import (
+    dequantize as dequantize_fn,
 )
 
 # ----------------------------------------------------------------------------- IDX / MNIST
@@ -133,7 +134,7 @@ def _read_mnist_part(root, key: str, verify: bool) -> np.ndarray:
     return arr
 
 
-def read_mnist(root: Optional[PathLike] = None, *, verify: bool = True) -> dict:
+def read_mnist(root: PathLike | None = None, *, verify: bool = True) -> dict:
     """The four MNIST arrays as uint8: ``train_images (60000, 28, 28)``, ``train_labels``,
     ``test_images``, ``test_labels``; ``verify`` checks canonical sizes and image md5s."""
     return {k: _read_mnist_part(root, k, verify) for k in MNIST_FILES}
@@ -145,11 +146,11 @@ def _image_splits(train_x, test_x, *, name, seed, dequantize, val_fraction):
     parts = (train_x[:len(train_x) - n_val], train_x[len(train_x) - n_val:], test_x)
     if dequantize:
         rngs = numpy_rng(seed).spawn(3)
-        parts = [dequantize_fn(p, r, 256) for p, r in zip(parts, rngs)]
+        parts = [dequantize_fn(p, r, 256) for p, r in zip(parts, rngs, strict=False)]
     return make_splits(*parts, name=name)
 
 
-def load_mnist(root: Optional[PathLike] = None, *, seed: SeedLike = 0, dequantize: bool = True,
+def load_mnist(root: PathLike | None = None, *, seed: SeedLike = 0, dequantize: bool = True,
                val_fraction: float = 0.1, verify: bool = True):
     """MNIST images, flattened to 784: dequantised ``(x + u) / 256`` in ``[0, 1)`` (default)
     or raw ``0..255`` floats; validation = last ``val_fraction`` of the training images."""
@@ -206,7 +207,7 @@ def _read_cifar_py(path: pathlib.Path, verify: bool) -> np.ndarray:
     return np.asarray(data, dtype=np.uint8)
 
 
-def read_cifar10(root: Optional[PathLike] = None, *, allow_pickle: Optional[bool] = None,
+def read_cifar10(root: PathLike | None = None, *, allow_pickle: bool | None = None,
                  verify: bool = True):
     """``(train (50000, 3072), test (10000, 3072))`` uint8 pixels of CIFAR-10."""
     base = resolve_root(root, "cifar10")
@@ -240,8 +241,8 @@ def read_cifar10(root: Optional[PathLike] = None, *, allow_pickle: Optional[bool
     return np.concatenate(parts[:5]), parts[5]
 
 
-def load_cifar10(root: Optional[PathLike] = None, *, seed: SeedLike = 0, dequantize: bool = True,
-                 val_fraction: float = 0.1, allow_pickle: Optional[bool] = None,
+def load_cifar10(root: PathLike | None = None, *, seed: SeedLike = 0, dequantize: bool = True,
+                 val_fraction: float = 0.1, allow_pickle: bool | None = None,
                  verify: bool = True):
     """CIFAR-10 images flattened to 3072 (channel-major: R, G, B planes of 32x32);
     dequantised to ``[0, 1)`` (default) or raw ``0..255`` floats; validation = last
@@ -320,9 +321,9 @@ def sample_patches(images: list[np.ndarray], n: int, rng: np.random.Generator,
     return out
 
 
-def load_bsds300_images(root: Optional[PathLike] = None, *, preset: str = "small",
-                        n_train: Optional[int] = None, n_val: Optional[int] = None,
-                        n_test: Optional[int] = None, seed: SeedLike = 0):
+def load_bsds300_images(root: PathLike | None = None, *, preset: str = "small",
+                        n_train: int | None = None, n_val: int | None = None,
+                        n_test: int | None = None, seed: SeedLike = 0):
     """BSDS300 patches rebuilt from the images, as in MAF (Papamakarios et al., 2017, app. E)
     after Uria et al. (2013): random 8x8 grayscale patches, uniform dequantisation, scaled
     to ``[0, 1)``, patch mean subtracted, bottom-right pixel dropped (63 dims). Train and

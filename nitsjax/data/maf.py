@@ -46,7 +46,7 @@ into a plain ``.npz`` that later loads need no pickle (nor pandas) for.
 from __future__ import annotations
 
 import pathlib
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -94,7 +94,7 @@ FOLDERS = {"power": "power", "gas": "gas", "hepmass": "hepmass", "miniboone": "m
            "bsds300": "BSDS300"}
 
 RECIPE_VERSION = 1
-CacheArg = Union[bool, PathLike, None]
+CacheArg = Union[bool, PathLike, None]  # noqa: UP007 - a runtime alias
 
 
 def _find(root, name, files):
@@ -113,7 +113,7 @@ def _check_published(name: str, splits: Splits, raw_rows) -> None:
                               f"archive's. {ARCHIVE}")
 
 
-def _load_npy(path: pathlib.Path, name: str, width: Optional[int]) -> np.ndarray:
+def _load_npy(path: pathlib.Path, name: str, width: int | None) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -151,7 +151,7 @@ def prepare_power(data: np.ndarray) -> Splits:
     return make_splits((train - mu) / s, (val - mu) / s, (test - mu) / s, "power")
 
 
-def load_power(root: Optional[PathLike] = None, *, cache: CacheArg = True):
+def load_power(root: PathLike | None = None, *, cache: CacheArg = True):
     """POWER (UCI household electric power consumption) as MAF prepared it; d = 6."""
     path = _find(root, "power", ["data.npy"])
 
@@ -168,7 +168,7 @@ def load_power(root: Optional[PathLike] = None, *, cache: CacheArg = True):
 # ----------------------------------------------------------------------------- GAS
 
 
-def read_gas_pickle(path: PathLike, *, allow_pickle: Optional[bool] = None):
+def read_gas_pickle(path: PathLike, *, allow_pickle: bool | None = None):
     """``(data float64 (n, k), column names)`` of MAF's pandas pickle; needs pandas and opt-in."""
     path = pathlib.Path(path)
     if not pickle_allowed(allow_pickle):
@@ -200,8 +200,8 @@ def read_gas_pickle(path: PathLike, *, allow_pickle: Optional[bool] = None):
     return df.to_numpy(dtype=np.float64), [str(c) for c in df.columns]
 
 
-def convert_gas(pickle_path: PathLike, out_path: Optional[PathLike] = None, *,
-                allow_pickle: Optional[bool] = None) -> pathlib.Path:
+def convert_gas(pickle_path: PathLike, out_path: PathLike | None = None, *,
+                allow_pickle: bool | None = None) -> pathlib.Path:
     """Convert MAF's ``ethylene_CO.pickle`` to a plain ``.npz`` (``data``, ``columns``).
 
     Unpickles only with ``allow_pickle=True`` (or ``NITSJAX_ALLOW_PICKLE=1``) and needs
@@ -262,8 +262,8 @@ def prepare_gas(data: np.ndarray, columns) -> tuple[Splits, list[str]]:
     return make_splits(*split_rows(data), name="gas"), columns
 
 
-def load_gas(root: Optional[PathLike] = None, *, cache: CacheArg = True,
-             allow_pickle: Optional[bool] = None):
+def load_gas(root: PathLike | None = None, *, cache: CacheArg = True,
+             allow_pickle: bool | None = None):
     """GAS (UCI gas sensor array under dynamic gas mixtures, ethylene + CO) as MAF prepared
     it; d = 8. Uses ``ethylene_CO.npz`` (from :func:`convert_gas`) when present, else the
     pickle with ``allow_pickle=True``."""
@@ -322,7 +322,7 @@ def prepare_hepmass(train: np.ndarray, test: np.ndarray) -> tuple[Splits, list[i
                        "hepmass"), keep
 
 
-def load_hepmass(root: Optional[PathLike] = None, *, cache: CacheArg = True):
+def load_hepmass(root: PathLike | None = None, *, cache: CacheArg = True):
     """HEPMASS (UCI, mass 1000 subset, signal only) as MAF prepared it; d = 21."""
     train_path = _find(root, "hepmass", ["1000_train.csv", "1000_train.csv.gz"])
     test_path = _find(root, "hepmass", ["1000_test.csv", "1000_test.csv.gz"])
@@ -352,7 +352,7 @@ def prepare_miniboone(data: np.ndarray) -> Splits:
     return make_splits((train - mu) / s, (val - mu) / s, (test - mu) / s, "miniboone")
 
 
-def load_miniboone(root: Optional[PathLike] = None, *, cache: CacheArg = True):
+def load_miniboone(root: PathLike | None = None, *, cache: CacheArg = True):
     """MINIBOONE (UCI particle identification, outliers and discrete features already
     removed in the archive) as MAF prepared it; d = 43."""
     path = _find(root, "miniboone", ["data.npy"])
@@ -370,7 +370,7 @@ def load_miniboone(root: Optional[PathLike] = None, *, cache: CacheArg = True):
 # ----------------------------------------------------------------------------- BSDS300
 
 
-def load_bsds300(root: Optional[PathLike] = None):
+def load_bsds300(root: PathLike | None = None):
     """BSDS300 8x8 patches (63 dims) from the archive's ``BSDS300.hdf5``; needs h5py.
 
     The file holds datasets ``train``, ``validation`` and ``test``; they are read as stored.

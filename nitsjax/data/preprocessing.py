@@ -20,7 +20,7 @@ Conventions used throughout ``nitsjax.data``:
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,7 @@ import numpy as np
 
 from nitsjax.data._files import DataFormatError
 
-SeedLike = Union[int, np.random.Generator, jax.Array, None]
+SeedLike = Union[int, np.random.Generator, jax.Array, None]  # noqa: UP007
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -102,7 +102,7 @@ def standardize(train: np.ndarray, *others: np.ndarray, ddof: int = 0, names=Non
 # ----------------------------------------------------------------------------- dequantisation
 
 
-def column_resolution(x: np.ndarray, mode: Union[bool, str], max_decimals: int = 6):
+def column_resolution(x: np.ndarray, mode: bool | str, max_decimals: int = 6):
     """Per-column quantisation step for dequantisation, or 0 where nothing is added.
 
     ``mode`` is False (no dequantisation), True / ``"integer"`` (step 1 for columns whose
@@ -127,7 +127,7 @@ def column_resolution(x: np.ndarray, mode: Union[bool, str], max_decimals: int =
     return step
 
 
-def dequantize(x, seed: SeedLike, num_levels: Optional[int] = 256):
+def dequantize(x, seed: SeedLike, num_levels: int | None = 256):
     """Uniform dequantisation ``(x + u) / num_levels`` with ``u ~ U[0, 1)``.
 
     ``x`` holds integer values (pixel values ``0..num_levels-1``, any dtype). With a JAX key
@@ -138,22 +138,26 @@ def dequantize(x, seed: SeedLike, num_levels: Optional[int] = 256):
     (it is a lower bound on the discrete log-likelihood, Theis et al., ICLR 2016).
     """
     scale = 1.0 if num_levels is None else float(num_levels)
+    # Rounding to float may carry x + u (u close to 1) onto the next level, x + 1; every
+    # value is therefore clamped to the largest float below (x + 1) / num_levels, so that
+    # floor(y * num_levels) == x holds exactly.
     if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
         x = jnp.asarray(x)
         dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+        xf = x.astype(dtype)
         u = jax.random.uniform(seed, x.shape, dtype=dtype)
-        out = (x.astype(dtype) + u) / scale
-        if num_levels is not None:
-            out = jnp.minimum(out, jnp.nextafter(jnp.asarray(1, dtype), jnp.asarray(0, dtype)))
-        return out
+        inv = jnp.asarray(1.0 / scale, dtype)
+        hi = jnp.nextafter((xf + 1) * inv, jnp.zeros((), dtype))
+        return jnp.minimum((xf + u) * inv, hi)
     rng = numpy_rng(seed)
     x = np.asarray(x)
+    inv = np.float32(1.0 / scale)
     out = rng.random(x.shape, dtype=np.float32)
     out += x
-    if num_levels is not None:
-        out *= np.float32(1.0 / scale)
-        # float32 rounding may hit 1.0 exactly for x = num_levels - 1 and u close to 1
-        np.minimum(out, np.nextafter(np.float32(1), np.float32(0)), out=out)
+    out *= inv
+    hi = np.asarray(x, dtype=np.float32) + np.float32(1)
+    hi *= inv
+    np.minimum(out, np.nextafter(hi, np.float32(0), out=hi), out=out)
     return out
 
 
@@ -198,7 +202,7 @@ def logit_inverse(z, alpha: float = 1e-6):
     return x, logdet
 
 
-def preprocess_images(x, seed: SeedLike, alpha: Optional[float] = None, num_levels: int = 256):
+def preprocess_images(x, seed: SeedLike, alpha: float | None = None, num_levels: int = 256):
     """Integer pixels -> dequantised ``[0, 1)`` values (-> logit if ``alpha`` is given).
 
     Returns ``(y, logdet)``: ``logdet[i] = log|det dy/dx|`` of row ``i`` relative to the

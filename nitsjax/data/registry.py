@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 from nitsjax.data import images, maf, tabular, toys
 from nitsjax.data._files import PathLike, Splits
@@ -52,7 +53,7 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
-def names(kind: Optional[str] = None) -> list[str]:
+def names(kind: str | None = None) -> list[str]:
     """Every name ``load`` accepts (or those of one ``kind``: toy, tabular, maf, image, file)."""
     kinds = sorted({e.kind for e in REGISTRY.values()})
     if kind is not None and kind not in kinds:
@@ -73,7 +74,7 @@ def _entry(name) -> Entry:
     return REGISTRY[name]
 
 
-def load(name: str, root: Optional[PathLike] = None, *, return_info: bool = False, **options):
+def load(name: str, root: PathLike | None = None, *, return_info: bool = False, **options):
     """Train, validation and test splits of data set ``name`` as float32 ``(n, d)`` arrays.
 
     ``root`` is the folder of the data set's files (or its parent); ``None`` means

@@ -26,7 +26,7 @@ import gzip
 import os
 import pathlib
 import warnings
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from nitsjax.data.preprocessing import (
     column_resolution,
     numpy_rng,
     split_rows,
+)
+from nitsjax.data.preprocessing import (
     standardize as standardize_splits,
 )
 
@@ -68,12 +70,12 @@ def _open_text(path: pathlib.Path):
     return open(path, encoding="utf-8", errors="replace")
 
 
-def _split_line(line: str, delimiter: Optional[str]) -> list[str]:
+def _split_line(line: str, delimiter: str | None) -> list[str]:
     fields = line.strip().split(delimiter) if delimiter else line.split()
     return [f.strip().strip('"').strip("'") for f in fields]
 
 
-def _sniff(lines: list[str]) -> Optional[str]:
+def _sniff(lines: list[str]) -> str | None:
     """The delimiter giving the same number (> 1) of fields on the sample lines."""
     for d in (",", ";", "\t"):
         counts = {len(_split_line(ln, d)) for ln in lines}
@@ -85,8 +87,8 @@ def _sniff(lines: list[str]) -> Optional[str]:
 def read_table(
     path: PathLike,
     *,
-    delimiter: Optional[str] = None,
-    header: Union[str, bool] = "auto",
+    delimiter: str | None = None,
+    header: str | bool = "auto",
     warn_skipped: bool = False,
 ):
     """Numeric columns of a delimited text file as ``(x float64 (n, k), names, kept_indices)``.
@@ -116,7 +118,7 @@ def read_table(
         # a header line has a text field where the next line has a number (or no number)
         second = _split_line(head[1], delimiter) if len(head) > 1 else first
         has_header = (not any(_is_number(f) for f in first)) or any(
-            not _is_number(a) and _is_number(b) for a, b in zip(first, second))
+            not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=False))
     else:
         has_header = header
     data_line = head[1] if has_header else head[0]
@@ -175,8 +177,8 @@ def prepare(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     standardize: bool = True,
-    dequantize: Union[bool, str] = True,
-    columns: Optional[Sequence[str]] = None,
+    dequantize: bool | str = True,
+    columns: Sequence[str] | None = None,
 ):
     """Shuffle, dequantise, split and standardise a ``(n, d)`` table; returns ``(Splits, info)``.
 
@@ -189,7 +191,8 @@ def prepare(
     test_fraction = check_fraction(test_fraction, "test_fraction")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
-        raise DataFormatError(f"{name}: expected a 2-D table (n, d) with d >= 1, got shape {x.shape}")
+        raise DataFormatError(f"{name}: expected a 2-D table (n, d) with d >= 1, "
+                              f"got shape {x.shape}")
     bad = ~np.isfinite(x)
     if bad.any():
         r, c = np.argwhere(bad)[0]
@@ -331,15 +334,15 @@ def load_file(
     *,
     label_column=None,
     drop_columns: Sequence = (),
-    key: Optional[str] = None,
-    delimiter: Optional[str] = None,
-    header: Union[str, bool] = "auto",
+    key: str | None = None,
+    delimiter: str | None = None,
+    header: str | bool = "auto",
     seed: SeedLike = 0,
     shuffle: bool = True,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     standardize: bool = True,
-    dequantize: Union[bool, str] = True,
+    dequantize: bool | str = True,
     return_info: bool = False,
 ):
     """A user's own table as ``Splits``: ``.npy``, ``.npz`` (pass ``key`` if it holds several

@@ -22,7 +22,7 @@ All coordinates lie roughly in ``[-4, 4]^2``. ``sample`` returns float32 ``(n, 2
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -137,5 +137,5 @@ def load(name: str, *, n_train: int = DEFAULT_SIZES[0], n_val: int = DEFAULT_SIZ
     sizes = [_check_count(v, k) for k, v in
              (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))]
     rng = numpy_rng(seed)
-    parts = [sample(name, m, g) for m, g in zip(sizes, rng.spawn(3))]
+    parts = [sample(name, m, g) for m, g in zip(sizes, rng.spawn(3), strict=False)]
     return make_splits(*parts, name=name)
