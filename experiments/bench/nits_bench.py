@@ -1,0 +1,181 @@
+"""NITS sampling: nitsjax against the original PyTorch implementation (Li & Kluger, ICML
+2022, github.com/lihenryhfl/NITS), same model size, same batch, float32, CPU.
+
+Model: an autoregressive NITS on R^d whose conditionals are PNNs ``[1, 16, 16, 1]``
+(softmax output layer, no temperature), parameterised by a residual MADE with ``blocks``
+residual blocks of ``hidden`` units (the paper's tabular setup: 1024 units, 4 blocks).
+
+Sampling is sequential: coordinate ``i`` needs one MADE pass on ``x_<i`` and one
+monotone solve per row. The original solves by bisection to a bracket of 1e-4 on the
+data range (``[min, max]`` of the data, as in its ``uci_experiments.py``), in a Python
+loop over the ``d`` coordinates that runs the solver on all ``d`` coordinates each time
+(its ``Model.sample``; we call its own modules and replicate that loop, since
+``Model.sample`` refers to an undefined name ``A``). nitsjax samples with
+``flow.sample_batch`` (one jitted ``fori_loop`` over coordinates, safeguarded Newton by
+default, tolerance 2^-22 of the unit interval).
+
+Neither model is trained: the original's MADE output layer has PyTorch's default random
+init, and nitsjax's zero-initialised output layer is perturbed (N(0, 0.05) added to every
+parameter) so its conditionals are not the identity (which would flatter Newton).
+
+Figures: samples/s (median over repeats after a warm-up that includes compilation),
+the compile time, solver iterations (mean and max over rows and coordinates) and the
+residual ``max |F(x_i | x_<i) - u_i|``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+from common import Timer, load_data, median
+
+
+def nits_task(task: dict) -> dict:
+    lib = task["lib"]
+    if lib == "nitsjax":
+        return _nitsjax(task)
+    if lib == "nits-original":
+        return _original(task)
+    raise ValueError(f"lib: expected 'nitsjax' or 'nits-original', got {lib!r}")
+
+
+# ----------------------------------------------------------------------- nitsjax
+def _nitsjax(task: dict) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from nitsjax.flows.nits import nits
+
+    d, hidden, blocks, n = task["dim"], task["hidden"], task["blocks"], task["batch"]
+    solver = task.get("solver", "newton")
+    arch = tuple(task.get("arch", (16, 16)))
+    flow = nits(d, arch=arch, hidden=hidden, blocks=blocks, solver=solver)
+    params = flow.init(jax.random.key(0))
+    leaves, tdef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    leaves = [
+        leaf + 0.05 * jax.random.normal(k, leaf.shape, leaf.dtype)
+        if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+        for leaf, k in zip(leaves, keys, strict=True)
+    ]
+    params = jax.tree_util.tree_unflatten(tdef, leaves)
+    sample = jax.jit(flow.sample_batch, static_argnames=("n",))
+    key = jax.random.key(2)
+    with Timer() as t:
+        jax.block_until_ready(sample(params, key, n=n))
+    first = t.s
+    times = []
+    for r in range(task["repeats"]):
+        with Timer() as t:
+            x, _ = jax.block_until_ready(sample(params, jax.random.fold_in(key, r), n=n))
+        times.append(t.s)
+    res = {"samples_per_s": n / median(times), "compile_s": max(0.0, first - median(times)),
+           "solver": solver, "finite": bool(np.all(np.isfinite(np.asarray(x))))}
+    res.update(_nitsjax_solver_stats(flow, params, key, n, solver, arch, hidden, blocks, d))
+    return res
+
+
+def _nitsjax_solver_stats(flow, params, key, n, solver, arch, hidden, blocks, d) -> dict:
+    """Re-solve every coordinate of a batch of samples with the library's solver and
+    report its iterations and residuals. ``theta_i`` depends only on ``x_<i``, so one
+    MADE pass on the final samples gives exactly the parameters the sampler used; the
+    re-solved points are checked against the sampled ones (``resolve_gap``).
+
+    Assumes the default NITS layout ``chain([logistic_squash(d), autoregressive_nits])``
+    (unbounded, no rotation, fixed squash), which is what ``_nitsjax`` builds."""
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        from nitsjax import root_finding
+        from nitsjax.bijectors import pnn
+        from nitsjax.bijectors.nits import logistic_squash
+        from nitsjax.nn.made import MADE
+
+        keys = jax.random.split(key, n)
+        u = jax.vmap(lambda k: flow.base.sample(params["base"], k))(keys).astype(jnp.float32)
+        x, _ = flow.sample_batch(params, key, n=n)
+        squash_p, ar_p = params["bijector"]
+        squash = logistic_squash(d)
+        t = jax.vmap(lambda xi: squash.forward(squash_p, xi)[0])(x)
+        made = MADE(dim=d, hidden=(hidden,) * (blocks + 1), num_params=pnn.num_params(arch),
+                    out_bias=np.asarray(pnn.identity_params(arch)), degrees="sequential",
+                    residual=True)
+        theta = jax.vmap(lambda ti: made.apply(ar_p, ti))(t)  # (n, d, P)
+        c = pnn.DEFAULT_MONOTONIC_CONST
+        xtol = pnn.default_xtol(jnp.float32)
+        max_iter = root_finding.bisection_steps(1.0, xtol) + (0 if solver == "bisection" else 8)
+        opts = root_finding.SolverOptions(solver, xtol, max_iter, 0.0)
+
+        def solve_one(th, ui):
+            p = pnn.prepare(th, arch, c)
+
+            def ev(tt):
+                f, lf = pnn.prepared_cdf_and_log_pdf(p, tt, c)
+                return f, jnp.exp(lf)
+
+            r = root_finding.run_solver(ev, ui, jnp.zeros(()), jnp.ones(()), opts, x0=ui)
+            return r.x, r.iterations, r.residual
+
+        t_re, its, resid = jax.jit(jax.vmap(jax.vmap(solve_one)))(theta, u)
+        return {"iters_mean": float(jnp.mean(its)), "iters_max": int(jnp.max(its)),
+                "residual_max": float(jnp.max(jnp.abs(resid))), "max_iter": max_iter,
+                "resolve_gap": float(jnp.max(jnp.abs(t_re - t)))}
+    except Exception as err:  # noqa: BLE001 - diagnostics only
+        return {"solver_stats_error": f"{type(err).__name__}: {err}"[:200]}
+
+
+# ---------------------------------------------------------------------- original
+def _original(task: dict) -> dict:
+    import torch
+
+    path = task["nits_original"]
+    sys.path.insert(0, path)
+    from nits.model import NITS  # noqa: PLC0415  (the fetched original)
+    from nits.resmade import ResidualMADE  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float32)
+    d, hidden, blocks, n = task["dim"], task["hidden"], task["blocks"], task["batch"]
+    x_data = load_data(task["data"]) if task.get("data") else None
+    lo, hi = (float(x_data.min()), float(x_data.max())) if x_data is not None else (-3.0, 3.0)
+    arch = [d] + list(task.get("arch", (16, 16))) + [1]
+    nits_model = NITS(arch=arch, start=lo, end=hi, monotonic_const=1e-5,
+                      A_constraint="neg_exp", final_layer_constraint="softmax",
+                      softmax_temperature=False)
+    mlp = ResidualMADE(input_dim=d, n_blocks=blocks, hidden_dim=hidden,
+                       output_dim_multiplier=nits_model.n_params, dropout_probability=0.0)
+    mlp.eval()
+    prim = nits_model.nits
+    P = nits_model.n_params
+
+    def sample(n):
+        """The original ``Model.sample`` loop, with its stray ``A.device`` fixed; also
+        returns the CDF residual of each solved coordinate."""
+        resid = torch.zeros(())
+        with torch.no_grad():
+            data = torch.zeros((n, d))
+            for i in range(d):
+                params = mlp(data).reshape(-1, P)  # (n * d, P), as nits_model.sample does
+                z = torch.rand((n * d, 1))
+                xs = prim.icdf(z, params).reshape(n, d)
+                r = (prim.cdf(xs.reshape(-1, 1), params) - z).abs().reshape(n, d)[:, i]
+                resid = torch.maximum(resid, r.max())
+                data[:, i] = xs[:, i]
+        return data, float(resid)
+
+    with Timer() as t:
+        sample(n)
+    first = t.s
+    times = []
+    for _ in range(task["repeats"]):
+        with Timer() as t:
+            x, resid = sample(n)
+        times.append(t.s)
+    iters = math.ceil(math.log2((hi - lo) / 1e-4))  # its bisection: all rows, fixed count
+    return {"samples_per_s": n / median(times), "compile_s": 0.0, "solver": "bisection",
+            "iters_mean": float(iters), "iters_max": iters, "residual_max": resid,
+            "finite": bool(torch.isfinite(x).all()), "first_call_s": first,
+            "versions": {"torch": torch.__version__}}

@@ -1,0 +1,300 @@
+"""Benchmark nitsjax against FlowJAX, zuko, nflows and the original NITS; print tables.
+
+    python experiments/bench/run.py --quick            # minutes: synth6, MAF + MAF-RQS
+    python experiments/bench/run.py                    # full: every flow and data set
+    python experiments/bench/run.py --libs nitsjax,zuko --flows maf --data synth6
+    python experiments/bench/run.py --nits-original /tmp/NITS   # add the original NITS
+
+Every figure comes from its own fresh process (``worker.py``), so peak RSS and thread
+pools are per library. Peers that are not installed show up as "not installed".
+Ratios ``(xR)`` beside a peer's figure say how many times better nitsjax is on it
+(throughput: ours / theirs; times: theirs / ours); R > 1 means nitsjax leads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import FLOW_TITLES, FLOWS, machine_info, run_worker  # noqa: E402
+
+LIBS = ("nitsjax", "nitsjax-fit", "flowjax", "flowjax-fit", "zuko", "nflows")
+LIB_TITLES = {
+    "nitsjax": "nitsjax (jitted step)",
+    "nitsjax-fit": "nitsjax (train.fit, scan)",
+    "flowjax": "FlowJAX (jitted step)",
+    "flowjax-fit": "FlowJAX (fit_to_data)",
+    "zuko": "zuko",
+    "nflows": "nflows",
+}
+PACKAGES = {"nitsjax": "nitsjax", "flowjax": "flowjax", "zuko": "zuko", "nflows": "nflows"}
+
+QUICK = dict(data=["synth6"], flows=["maf", "maf_rqs"], wall_steps=40, steady_steps=40,
+             repeats=2, lp_n=4096, sample_n=1024, depths=[4, 16], depth_steps=5,
+             nits_dims=[6], nits_hidden=[128], nits_batches=[256], nits_repeats=1)
+FULL = dict(data=["synth6", "magic04", "synth21", "synth63"], flows=list(FLOWS),
+            wall_steps=200, steady_steps=200, repeats=3, lp_n=16384, sample_n=4096,
+            depths=[4, 8, 16], depth_steps=10, nits_dims=[6, 21], nits_hidden=[128, 1024],
+            nits_batches=[64, 1024], nits_repeats=3)
+# flows measured on the larger synthetic sets in the full mode (the others on synth6/magic04)
+WIDE_FLOWS = ("maf", "maf_rqs")
+
+
+def installed(lib: str) -> bool:
+    return importlib.util.find_spec(PACKAGES[lib.split("-")[0]]) is not None
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small, fast configuration")
+    p.add_argument("--libs", default=",".join(LIBS), help="comma list of " + ",".join(LIBS))
+    p.add_argument("--flows", default=None, help="comma list of " + ",".join(FLOWS))
+    p.add_argument("--data", default=None, help="comma list: synth6,magic04,synth21,synth63")
+    p.add_argument("--sections", default="train,depth,matmul,nits",
+                   help="comma list of train,depth,matmul,nits")
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--layers", type=int, default=5)
+    p.add_argument("--hidden", default="128,128")
+    p.add_argument("--bins", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None, help="steady-state steps per repeat")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--nits-original", default=os.environ.get("NITS_ORIGINAL"),
+                   help="path of a local copy of github.com/lihenryhfl/NITS (never vendored)")
+    p.add_argument("--python", default=sys.executable, help="interpreter for the workers")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker")
+    p.add_argument("--out", default=None, help="also write all raw results as JSON here")
+    return p.parse_args(argv)
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def ratio(ours, theirs, higher_better=True):
+    if ours is None or theirs is None or not ours or not theirs:
+        return ""
+    r = ours / theirs if higher_better else theirs / ours
+    return f" (x{r:.2f})"
+
+
+# ------------------------------------------------------------------------ sections
+def section_train(cfg, args, libs, log):
+    rows = []
+    hidden = [int(h) for h in args.hidden.split(",")]
+    for data in cfg["data"]:
+        flows = cfg["flows"]
+        if not args.quick and data in ("synth21", "synth63") and args.flows is None:
+            flows = [f for f in flows if f in WIDE_FLOWS]
+        for flow in flows:
+            group = {"data": data, "flow": flow, "results": {}}
+            for lib in libs:
+                if not installed(lib):
+                    group["results"][lib] = {"error": "not installed"}
+                    continue
+                task = {
+                    "kind": "train", "lib": lib, "flow": flow, "data": data,
+                    "batch": args.batch, "layers": args.layers, "hidden": hidden,
+                    "bins": args.bins, "wall_steps": cfg["wall_steps"],
+                    "steady_steps": cfg["steady_steps"], "repeats": cfg["repeats"],
+                }
+                if not lib.endswith("-fit"):
+                    task.update(lp_n=cfg["lp_n"], sample_n=cfg["sample_n"])
+                log(f"train {data} {flow} {lib}")
+                group["results"][lib] = run_worker(task, args.python, args.timeout)
+            rows.append(group)
+    return rows
+
+
+def section_depth(cfg, args, libs, log):
+    hidden = [int(h) for h in args.hidden.split(",")]
+    out = {}
+    for lib in [x for x in libs if x in ("nitsjax", "nitsjax-fit", "flowjax", "flowjax-fit")]:
+        if not installed(lib):
+            continue
+        for depth in cfg["depths"]:
+            task = {"kind": "train", "lib": lib, "flow": "maf", "data": "synth6",
+                    "batch": args.batch, "layers": depth, "hidden": hidden, "bins": args.bins,
+                    "wall_steps": cfg["depth_steps"], "steady_steps": cfg["depth_steps"],
+                    "repeats": 1}
+            log(f"depth {lib} {depth}")
+            out.setdefault(lib, {})[depth] = run_worker(task, args.python, args.timeout)
+    return out
+
+
+def section_nits(cfg, args, log):
+    out = []
+    libs = ["nitsjax"] + (["nits-original"] if args.nits_original else [])
+    for d in cfg["nits_dims"]:
+        for h in cfg["nits_hidden"]:
+            for n in cfg["nits_batches"]:
+                row = {"dim": d, "hidden": h, "batch": n, "results": {}}
+                for lib in libs:
+                    task = {"kind": "nits", "lib": lib, "dim": d, "hidden": h, "blocks": 4,
+                            "batch": n, "repeats": cfg["nits_repeats"], "data": f"synth{d}",
+                            "nits_original": args.nits_original}
+                    log(f"nits d={d} hidden={h} batch={n} {lib}")
+                    row["results"][lib] = run_worker(task, args.python, args.timeout)
+                out.append(row)
+    return out
+
+
+# ------------------------------------------------------------------------ printing
+def print_tables(report, args, peak):
+    p = print
+    m = report["machine"]
+    p(f"# nitsjax benchmarks ({report['mode']})\n")
+    p(f"- date: {report['date']}; command: `{report['command']}`")
+    p(f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, {m['os']}, "
+      f"Python {m['python']}; load average at start {m['loadavg']}, at end "
+      f"{report['loadavg_end']}")
+    vers = {}
+    for g in report.get("train", []):
+        for r in g["results"].values():
+            vers.update(r.get("versions", {}))
+    if vers:
+        p("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(vers.items())))
+    p(f"- float32, batch {args.batch}, {args.layers} layers, hidden {args.hidden}, "
+      f"{args.bins} spline bins on [-4, 4], Adam 1e-3; medians over repeats")
+    if peak:
+        p(f"- XLA float32 matmul peak: {fmt(peak.get('large'))} GFLOP/s (2048^3), "
+          f"{fmt(peak.get('made'))} GFLOP/s (512x128x128)")
+    p("- (xR): how many times better nitsjax is (R > 1: nitsjax leads); training rows are "
+      "compared with nitsjax's train.fit path, log_prob/sampling with nitsjax's jitted "
+      "functions\n")
+
+    for g in report.get("train", []):
+        res = g["results"]
+        ref_t = res.get("nitsjax-fit") or {}
+        if "steps_per_s" not in ref_t:
+            ref_t = res.get("nitsjax") or {}
+        ref = res.get("nitsjax") or {}
+        dim = next((r["dim"] for r in res.values() if "dim" in r), "?")
+        p(f"## {FLOW_TITLES[g['flow']]}, {g['data']} (d={dim})\n")
+        p("| library | steps/s | wall to N steps, s | compile, s | log_prob rows/s "
+          "| sample rows/s | peak RSS MiB | GFLOP/s (% peak) |")
+        p("|---|---|---|---|---|---|---|---|")
+        for lib, r in res.items():
+            if "error" in r:
+                p(f"| {LIB_TITLES[lib]} | {r['error'][:80]} | | | | | | |")
+                continue
+            me = lib in ("nitsjax", "nitsjax-fit")
+            sps = fmt(r.get("steps_per_s")) + ("" if me else ratio(
+                ref_t.get("steps_per_s"), r.get("steps_per_s")))
+            wall = f"{fmt(r.get('wall_s'))} ({r.get('wall_steps')})" + ("" if me else ratio(
+                ref_t.get("wall_s"), r.get("wall_s"), higher_better=False))
+            comp = fmt(r.get("compile_s")) + ("" if me else ratio(
+                ref_t.get("compile_s"), r.get("compile_s"), higher_better=False))
+            lp = fmt(r.get("logprob_per_s")) + ("" if lib == "nitsjax" else ratio(
+                ref.get("logprob_per_s"), r.get("logprob_per_s")))
+            sm = fmt(r.get("sample_per_s")) + ("" if lib == "nitsjax" else ratio(
+                ref.get("sample_per_s"), r.get("sample_per_s")))
+            gf = r.get("gflops")
+            if gf is None and r.get("steps_per_s") and ref.get("flops_per_step"):
+                gf = ref["flops_per_step"] * r["steps_per_s"] / 1e9
+            gfs = "-" if gf is None else f"{gf:.1f}" + (
+                f" ({100 * gf / peak['large']:.0f}%)" if peak and peak.get("large") else "")
+            p(f"| {LIB_TITLES[lib]} | {sps} | {wall} | {comp} | {lp} | {sm} | "
+              f"{fmt(r.get('peak_rss_mb'))} | {gfs} |")
+        p("")
+
+    depth = report.get("depth")
+    if depth:
+        depths = sorted({int(k) for v in depth.values() for k in v})
+        p("## Compile time against depth (MAF affine, synth6; first training call, s)\n")
+        p("| library | " + " | ".join(f"{d} layers" for d in depths) + " | last / first |")
+        p("|---|" + "---|" * (len(depths) + 1))
+        for lib, byd in depth.items():
+            vals = [byd.get(d, byd.get(str(d)), {}).get("compile_s") for d in depths]
+            growth = (f"{vals[-1] / vals[0]:.2f}" if vals and vals[0] and vals[-1] else "-")
+            p(f"| {LIB_TITLES[lib]} | " + " | ".join(fmt(v) for v in vals) + f" | {growth} |")
+        p("")
+
+    nits_rows = report.get("nits")
+    if nits_rows:
+        p("## NITS sampling (PNN [1,16,16,1], residual MADE with 4 blocks)\n")
+        p("| d | hidden | batch | library | samples/s | compile, s | solver | iterations "
+          "mean / max | max CDF residual |")
+        p("|---|---|---|---|---|---|---|---|---|")
+        for row in nits_rows:
+            ours = row["results"].get("nitsjax", {})
+            for lib, r in row["results"].items():
+                if "error" in r:
+                    p(f"| {row['dim']} | {row['hidden']} | {row['batch']} | {lib} | "
+                      f"{r['error'][:80]} | | | | |")
+                    continue
+                sps = fmt(r.get("samples_per_s")) + ("" if lib == "nitsjax" else ratio(
+                    ours.get("samples_per_s"), r.get("samples_per_s")))
+                its = f"{fmt(r.get('iters_mean'))} / {fmt(r.get('iters_max'))}"
+                p(f"| {row['dim']} | {row['hidden']} | {row['batch']} | {lib} | {sps} | "
+                  f"{fmt(r.get('compile_s'))} | {r.get('solver', '-')} | {its} | "
+                  f"{fmt(r.get('residual_max'))} |")
+        p("")
+
+
+def main(argv=None):
+    args = parse(sys.argv[1:] if argv is None else argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.flows:
+        cfg["flows"] = args.flows.split(",")
+    if args.data:
+        cfg["data"] = args.data.split(",")
+    if args.steps:
+        cfg["wall_steps"] = cfg["steady_steps"] = args.steps
+    if args.repeats:
+        cfg["repeats"] = args.repeats
+    libs = [x for x in args.libs.split(",") if x]
+    for lib in libs:
+        if lib not in LIBS:
+            raise SystemExit(f"--libs: unknown {lib!r}; expected some of {', '.join(LIBS)}")
+    sections = set(args.sections.split(","))
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    report = {
+        "mode": "quick" if args.quick else "full",
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "command": "python experiments/bench/run.py " + " ".join(sys.argv[1:]),
+        "machine": machine_info(),
+    }
+    peak = None
+    if "matmul" in sections:
+        log("matmul peak")
+        peak = run_worker({"kind": "matmul", "quick": args.quick}, args.python, args.timeout)
+        report["matmul"] = peak
+        if "error" in peak:
+            peak = None
+    if "train" in sections:
+        report["train"] = section_train(cfg, args, libs, log)
+    if "depth" in sections:
+        report["depth"] = section_depth(cfg, args, libs, log)
+    if "nits" in sections:
+        report["nits"] = section_nits(cfg, args, log)
+    report["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    report["elapsed_s"] = round(time.time() - t0, 1)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=1)
+    print_tables(report, args, peak)
+    log(f"done in {report['elapsed_s']} s")
+    return report
+
+
+if __name__ == "__main__":
+    main()
