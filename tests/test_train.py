@@ -56,18 +56,19 @@ def run(flow, params, train, val=None, **kw):
 def tree_equal(a, b):
     return all(
         np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
     )
 
 
 def tree_maxdiff(a, b):
     return max(
         float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
     )
 
 
 # ------------------------------------------------------------------------- learning
+@pytest.mark.slow
 def test_maf_on_moons_beats_gaussian(flow, params0, moons):
     xtr, xva, xte = moons
     params, history = run(flow, params0, xtr, xva, steps=1500, schedule="cosine",
@@ -138,31 +139,34 @@ def test_resume_continues_where_it_left_off(flow, params0, moons, tmp_path):
     assert tree_equal(p_again, p_res) and len(h_again) == 4
 
 
-def test_sigint_checkpoints_then_resume_matches(flow, params0, moons, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_checkpoints_then_resume_matches(flow, params0, moons, tmp_path, signum):
     xtr, xva, _ = moons
+    before = signal.getsignal(signum)
     kw = dict(steps=400, ema_decay=0.9, schedule="cosine", warmup_steps=30, clip_norm=1.0)
     p_full, _ = run(flow, params0, xtr, xva, **kw)
     ck = tmp_path / "run"
 
     def interrupt(record):
         if record["step"] == 200:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
-    with pytest.raises(FitInterrupted, match="SIGINT") as err:
+    with pytest.raises(FitInterrupted, match=signal.Signals(signum).name) as err:
         run(flow, params0, xtr, xva, checkpoint_dir=ck, callback=interrupt, **kw)
     assert err.value.step == 200 and isinstance(err.value, KeyboardInterrupt)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert err.value.signum == signum
+    assert signal.getsignal(signum) == before  # handler restored
     p_res, h_res = run(flow, params0, xtr, xva, checkpoint_dir=ck, **kw)
     assert h_res["step"] == [100, 200, 300, 400]
     assert tree_maxdiff(p_res, p_full) <= 1e-6
 
 
-def test_early_stopping_restores_best(flow, params0):
+def test_early_stopping_restores_best(flow, params0, tmp_path):
     rng = np.random.default_rng(0)
     # train far from val: val NLL gets worse as the flow fits the training data
     xtr = (3.0 + 0.5 * rng.standard_normal((N_TRAIN, 2))).astype(np.float32)
     xva = rng.standard_normal((N_VAL, 2)).astype(np.float32)
-    params, h = run(flow, params0, xtr, xva, steps=3000, patience=3)
+    params, h = run(flow, params0, xtr, xva, steps=3000, patience=3, checkpoint_dir=tmp_path)
     assert h.stopped == "early_stopping"
     assert h["step"][-1] < 3000
     i = int(np.argmin(h["val_nll"]))
@@ -171,6 +175,9 @@ def test_early_stopping_restores_best(flow, params0):
     got = float(-np.mean(flow.log_prob(params, xva)))
     assert got == pytest.approx(h["val_nll"][i], abs=1e-5)
     assert h.best_step == h["step"][i] and h.best_val_nll == pytest.approx(got, abs=1e-5)
+    # rerunning a stopped run returns its best params without training further
+    again, h2 = run(flow, params0, xtr, xva, steps=3000, patience=3, checkpoint_dir=tmp_path)
+    assert tree_equal(again, params) and h2["step"] == h["step"] and h2.stopped == h.stopped
 
 
 # -------------------------------------------------------------------- non-finite
@@ -178,7 +185,8 @@ def test_nonfinite_batches_are_skipped_and_counted(flow, params0, moons):
     xtr, _, _ = moons
     bad = xtr.copy()
     bad[5, 0] = 1e30  # finite input, but its log-density overflows: loss = inf
-    params, h = run(flow, params0, bad, steps=200, learning_rate=1e-3, clip_norm=1.0)
+    params, h = run(flow, params0, bad, steps=200, learning_rate=1e-3, clip_norm=1.0,
+                    progress=True)
     # one bad row lands in exactly one batch per epoch: 200 steps / 8 batches = 25 epochs
     assert h.skipped_steps == 25
     assert sum(h["skipped"]) == 25
@@ -205,6 +213,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(flow, params0, moons, t
 
 
 # ----------------------------------------------------------------- conditional
+@pytest.mark.slow
 def test_conditional_flow_trains_with_context():
     rng = np.random.default_rng(1)
 
@@ -278,3 +287,12 @@ def test_resume_refuses_a_different_setup(flow, params0, moons, tmp_path):
     run(flow, params0, moons[0], steps=100, checkpoint_dir=ck)
     with pytest.raises(ValueError, match="different setup"):
         run(flow, params0, moons[0][:512], steps=200, checkpoint_dir=ck)
+
+
+def test_resume_into_a_different_flow_is_reported(flow, params0, moons, tmp_path):
+    ck = tmp_path / "run"
+    run(flow, params0, moons[0], steps=100, checkpoint_dir=ck)
+    # same name, dim and data but another architecture: the saved arrays do not fit
+    other = maf(2, layers=1, hidden=(8,))
+    with pytest.raises(ValueError, match="checkpoint_dir: could not restore"):
+        run(other, other.init(jax.random.key(0)), moons[0], steps=200, checkpoint_dir=ck)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +74,7 @@ class Checkpointer:
             ),
         )
 
-    def latest_step(self) -> Optional[int]:
+    def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict, history: History) -> bool:
@@ -93,7 +93,7 @@ class Checkpointer:
         history.write_jsonl(self.history_path)
         return True
 
-    def restore(self, template: Any) -> Optional[tuple[Any, dict]]:
+    def restore(self, template: Any) -> tuple[Any, dict] | None:
         """The latest ``(state, meta)``, arrays shaped like ``template``; None if empty."""
         step = self._manager.latest_step()
         if step is None:

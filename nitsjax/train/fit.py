@@ -42,7 +42,8 @@ import math
 import signal
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +51,7 @@ import numpy as np
 import optax
 
 from nitsjax.flow import Flow
-from nitsjax.train.checkpoint import Checkpointer, check_writable, tree_is_finite
+from nitsjax.train.checkpoint import Checkpointer, check_writable
 from nitsjax.train.history import History
 from nitsjax.train.losses import nll
 from nitsjax.validation import check_context, check_data, check_key, check_positive_int
@@ -295,7 +296,7 @@ def fit(
     steps: int,
     batch_size: int,
     learning_rate: float,
-    patience: Optional[int] = None,
+    patience: int | None = None,
     checkpoint_dir=None,
     context=None,
     val_context=None,
@@ -304,14 +305,14 @@ def fit(
     schedule: str = "constant",
     warmup_steps: int = 0,
     final_lr_fraction: float = 0.0,
-    clip_norm: Optional[float] = None,
+    clip_norm: float | None = None,
     weight_decay: float = 0.0,
-    ema_decay: Optional[float] = None,
+    ema_decay: float | None = None,
     min_delta: float = 0.0,
     restore_best: bool = True,
     max_consecutive_nonfinite: int = 20,
     loss: Callable = nll,
-    callback: Optional[Callable[[dict], Any]] = None,
+    callback: Callable[[dict], Any] | None = None,
     progress: bool = True,
 ):
     """Train ``flow`` from ``params`` by minimising ``loss`` (default: mean NLL).
@@ -450,12 +451,21 @@ def fit(
 
     # ---------------------------------------------------------------- resume
     if ckpt is not None:
-        restored = ckpt.restore(state_tree(carry, None))
+        try:
+            restored = ckpt.restore(state_tree(carry, None))
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+            ckpt.close()
+            raise ValueError(
+                f"checkpoint_dir: could not restore the checkpoint in {ckpt.directory} into "
+                f"params of this flow ({type(err).__name__}: {err}); use a new checkpoint_dir "
+                f"to start afresh"
+            ) from err
         if restored is not None:
             state, meta = restored
             diff = {k: (meta["config"].get(k), v) for k, v in fingerprint.items()
                     if meta["config"].get(k) != v}
             if diff:
+                ckpt.close()
                 raise ValueError(
                     f"checkpoint_dir: {ckpt.directory} holds a run with a different setup "
                     f"(saved vs now: {diff}); use a new checkpoint_dir to start afresh"

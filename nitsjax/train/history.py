@@ -13,7 +13,8 @@ import json
 import math
 import os
 import tempfile
-from typing import Any, Iterator, Optional, Union
+from collections.abc import Iterator
+from typing import Any
 
 
 class History:
@@ -25,11 +26,11 @@ class History:
     (``"early_stopping"`` or ``None``) and ``skipped_steps`` counts non-finite steps.
     """
 
-    def __init__(self, records: Optional[list[dict]] = None):
+    def __init__(self, records: list[dict] | None = None):
         self.records: list[dict] = list(records or [])
-        self.best_step: Optional[int] = None
-        self.best_val_nll: Optional[float] = None
-        self.stopped: Optional[str] = None
+        self.best_step: int | None = None
+        self.best_val_nll: float | None = None
+        self.stopped: str | None = None
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -38,7 +39,7 @@ class History:
     def __iter__(self) -> Iterator[dict]:
         return iter(self.records)
 
-    def __getitem__(self, key: Union[str, int]) -> Any:
+    def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, str):
             if self.records and key not in self.records[0]:
                 raise KeyError(
@@ -76,7 +77,7 @@ class History:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "History":
+    def from_json(cls, data: dict) -> History:
         h = cls(data.get("records", []))
         h.best_step = data.get("best_step")
         h.best_val_nll = data.get("best_val_nll")
@@ -98,7 +99,7 @@ class History:
             raise
 
     @classmethod
-    def read_jsonl(cls, path: str) -> "History":
+    def read_jsonl(cls, path: str) -> History:
         with open(path) as f:
             return cls([json.loads(line) for line in f if line.strip()])
 
