@@ -1,7 +1,11 @@
 """nitsjax: exact normalizing flows and the Neural Inverse Transform Sampler in JAX."""
 
-from nitsjax import bijectors, data, distributions, flows, nn, results
+from nitsjax import bijectors, data, distributions, flows, nn, results, train
 from nitsjax.flow import Flow
+from nitsjax.train import FitDiverged, FitInterrupted, History, fit
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "bijectors", "data", "distributions", "flows", "nn", "results"]
+__all__ = [
+    "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data", "distributions",
+    "fit", "flows", "nn", "results", "train",
+]
