@@ -103,6 +103,7 @@ def _run_hydra(command: str, rest: list[str], cfg_dir: Path) -> int:
 def _task(command: str):
     def run(cfg) -> None:
         from nitsjax import experiment as ex
+        from nitsjax.train import FitDiverged
 
         try:
             validate(cfg, command)
@@ -119,6 +120,17 @@ def _task(command: str):
         except (ConfigError, FileNotFoundError) as err:
             print(f"nitsjax {command}: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except FitDiverged as err:  # the last good checkpoint is intact
+            print(f"nitsjax {command}: training diverged: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except KeyboardInterrupt as err:  # fit checkpoints before raising FitInterrupted
+            out = ex.hydra_output_dir()
+            hint = (
+                f"; resume with the same command plus hydra.run.dir={out}"
+                if command == "train" and out is not None else ""
+            )
+            print(f"nitsjax {command}: interrupted ({err}){hint}", file=sys.stderr)
+            raise SystemExit(130) from None
 
     run.__name__ = f"nitsjax_{command}"
     run.__qualname__ = run.__name__

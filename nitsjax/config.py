@@ -51,6 +51,9 @@ class ModelConfig:
 
 @dataclass
 class MAFConfig(ModelConfig):
+    """Masked autoregressive flow (Papamakarios et al., 2017), ``nitsjax.flows.affine.maf``.
+    ``actnorm``/``linear: lu`` add Glow-style layers before each MADE layer."""
+
     name: str = "maf"
     layers: int = 5
     hidden: List[int] = field(default_factory=lambda: [128, 128])
@@ -58,45 +61,70 @@ class MAFConfig(ModelConfig):
     gated: bool = False
     degrees: str = "sequential"
     dropout: float = 0.0
+    actnorm: bool = False
+    linear: Optional[str] = None
 
 
 @dataclass
 class IAFConfig(MAFConfig):
+    """Inverse autoregressive flow (Kingma et al., 2016), ``nitsjax.flows.affine.iaf``."""
+
     name: str = "iaf"
     gated: bool = True
 
 
 @dataclass
 class RealNVPConfig(ModelConfig):
+    """RealNVP affine coupling (Dinh et al., 2017), ``nitsjax.flows.affine.realnvp``."""
+
     name: str = "realnvp"
     layers: int = 5
     hidden: List[int] = field(default_factory=lambda: [128, 128])
+    actnorm: bool = False
+    linear: Optional[str] = None
 
 
 @dataclass
 class NSFConfig(ModelConfig):
-    """Neural spline flow (Durkan et al., 2019): coupling (``autoregressive: false``) or
-    autoregressive (``nsf_ar``) rational-quadratic splines on ``[-bound, bound]``."""
+    """Neural spline flow (Durkan et al., 2019), ``nitsjax.flows.spline.nsf``: coupling
+    (``autoregressive: false``) or autoregressive rational-quadratic splines on
+    ``[-bound, bound]``, identity outside."""
 
     name: str = "nsf"
     layers: int = 5
     hidden: List[int] = field(default_factory=lambda: [128, 128])
     bins: int = 8
-    bound: float = 5.0
+    bound: float = 3.0
     autoregressive: bool = False
+    residual: bool = False
+    degrees: str = "sequential"
+    dropout: float = 0.0
+    min_width: float = 1e-3
+    min_height: float = 1e-3
+    min_derivative: float = 1e-3
 
 
 @dataclass
 class NITSConfig(ModelConfig):
-    """NITS (Li & Kluger, 2022). ``bounds`` is ``[low, high]`` of the data support, or null
-    for the constructor's default."""
+    """NITS (Li & Kluger, 2022), ``nitsjax.flows.nits.nits``: ``arch`` is the PNN's hidden
+    widths, ``hidden``/``blocks`` the autoregressive conditioner; ``bounds: [low, high]``
+    gives the bounded form of the paper, null the unbounded (logistic squash) one."""
 
     name: str = "nits"
-    layers: int = 1
-    hidden: List[int] = field(default_factory=lambda: [128, 128])
-    units: int = 8
-    depth: int = 2
+    arch: List[int] = field(default_factory=lambda: [16, 16])
+    hidden: int = 1024
+    blocks: int = 4
+    dropout: float = 0.0
     bounds: Optional[List[float]] = None
+    squash_loc: float = 0.0
+    squash_scale: float = 1.0
+    learn_squash: bool = False
+    rotate: bool = False
+    monotonic_const: float = 0.01
+    solver: str = "newton"
+    tol: Optional[float] = None
+    degrees: str = "sequential"
+    out_of_support: str = "error"
 
 
 # ----------------------------------------------------------------------------- data

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import importlib
 import inspect
 import json
@@ -110,17 +111,39 @@ def model_options(model_cfg) -> tuple[Callable, dict]:
             f"model.{unknown[0]}: the {name} flow ({ctor.__module__}.{ctor.__name__}) has no "
             f"argument {unknown[0]!r}; its arguments are {', '.join(accepted)}"
         )
-    return ctor, {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+    return ctor, kw
+
+
+_FLOW_CACHE: dict = {}
+_FLOW_CACHE_SIZE = 32
+
+
+def _frozen(v):
+    return tuple(_frozen(a) for a in v) if isinstance(v, (list, tuple)) else v
 
 
 def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None):
     """A ``Flow`` on R^dim from a model config: ``name`` picks the constructor, every
     other key is a keyword argument (lists become tuples). Unknown keys raise a
-    ``ConfigError`` naming the key and the constructor's arguments."""
+    ``ConfigError`` naming the key and the constructor's arguments.
+
+    Flows are immutable, so the same config and ``dim`` return the same ``Flow`` object;
+    ``fit`` and ``Flow`` cache their compiled functions on it, so the jobs of a sweep
+    over training settings (``-m train.learning_rate=...``) compile once."""
     ctor, kw = model_options(model_cfg)
+    kw = {k: _frozen(v) for k, v in kw.items()}
     if context_dim is not None:
         kw["context_dim"] = context_dim
-    return ctor(dim, **kw)
+    try:
+        cache_key = (ctor, int(dim), tuple(sorted(kw.items())))
+        hash(cache_key)
+    except TypeError:  # an unhashable option: build afresh
+        return ctor(dim, **kw)
+    if cache_key not in _FLOW_CACHE:
+        if len(_FLOW_CACHE) >= _FLOW_CACHE_SIZE:
+            _FLOW_CACHE.pop(next(iter(_FLOW_CACHE)))
+        _FLOW_CACHE[cache_key] = ctor(dim, **kw)
+    return _FLOW_CACHE[cache_key]
 
 
 # ------------------------------------------------------------------------------- data
@@ -265,19 +288,26 @@ def load_params(path: PathLike, template):
 
 # ------------------------------------------------------------------------- evaluation
 def log_likelihoods(flow, params, x, batch_size: int = 4096) -> np.ndarray:
-    """Per-row log-likelihoods of ``x`` (n, d), in batches of a fixed size (the last one
-    padded) so the computation compiles once."""
+    """Per-row log-likelihoods of ``x`` (n, d), in batches of exactly ``batch_size`` rows
+    (the last one padded), so every split and the density grid share one compilation."""
     x = np.asarray(x, np.float32)
     n = len(x)
-    bs = max(1, min(int(batch_size), n))
+    bs = max(1, int(batch_size))
     out = []
     for i in range(0, n, bs):
         chunk = x[i : i + bs]
         m = len(chunk)
         if m < bs:
             chunk = np.concatenate([chunk, np.repeat(chunk[:1], bs - m, axis=0)])
-        out.append(np.asarray(flow.log_prob(params, chunk))[:m])
+        out.append(np.asarray(_log_prob_fn(flow)(params, chunk))[:m])
     return np.concatenate(out).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=32)
+def _log_prob_fn(flow):
+    """``flow.log_prob_batch`` jitted once per flow; unlike ``flow.log_prob`` it gives
+    ``-inf`` (not an error) outside a bounded flow's support, as a density grid needs."""
+    return jax.jit(flow.log_prob_batch)
 
 
 def summarize(lp) -> dict:
