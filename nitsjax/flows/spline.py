@@ -1,0 +1,94 @@
+"""Neural spline flows (Durkan, Bekasov, Murray, Papamakarios, NeurIPS 2019).
+
+``nsf(dim)`` stacks rational-quadratic spline layers, either coupling layers (RQ-NSF (C),
+one network pass both ways) or MADE-conditioned autoregressive layers (RQ-NSF (AR), one
+pass to evaluate the density, ``dim`` passes to sample). The order of the coordinates is
+reversed between layers; layers are scanned with ``lax.scan``; the base is N(0, I).
+Outside ``[-bound, bound]`` every layer is the identity, so the bound should cover the
+bulk of (standardised) data.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from nitsjax.bijectors.autoregressive import masked_autoregressive
+from nitsjax.bijectors.base import chain, stack
+from nitsjax.bijectors.coupling import coupling
+from nitsjax.bijectors.permute import reverse
+from nitsjax.bijectors.spline import rational_quadratic_transformer
+from nitsjax.distributions.base import standard_normal
+from nitsjax.flow import Flow
+from nitsjax.flows.common import check_common
+
+
+def nsf(
+    dim: int,
+    *,
+    layers: int = 5,
+    hidden: Sequence[int] = (128, 128),
+    bins: int = 8,
+    bound: float = 3.0,
+    autoregressive: bool = False,
+    context_dim: Optional[int] = None,
+    residual: bool = False,
+    degrees: str = "sequential",
+    dropout: float = 0.0,
+    min_width: float = 1e-3,
+    min_height: float = 1e-3,
+    min_derivative: float = 1e-3,
+) -> Flow:
+    """A neural spline flow on R^dim.
+
+    Args:
+      dim: event size; coupling layers need ``dim >= 2`` (use ``autoregressive=True`` in 1-D).
+      layers: number of spline layers.
+      hidden: conditioner hidden widths (MLP for coupling, MADE for autoregressive).
+      bins: spline bins per coordinate (>= 2).
+      bound: the splines act on ``[-bound, bound]``, the identity outside (> 0).
+      autoregressive: MADE-conditioned autoregressive layers instead of coupling layers.
+      context_dim: size of a conditioning input, or None.
+      residual: residual MADE blocks (autoregressive only; equal hidden widths).
+      degrees: MADE hidden degrees, ``"sequential"`` or ``"random"`` (autoregressive only).
+      dropout: MADE dropout rate, active when a key is passed (autoregressive only).
+      min_width, min_height, min_derivative: spline floors, see
+        ``nitsjax.bijectors.spline.rational_quadratic_transformer``.
+
+    Returns:
+      A ``Flow`` named ``"nsf_coupling"`` or ``"nsf_autoregressive"``; a fresh flow is
+      the identity map onto the standard normal.
+    """
+    hidden = check_common(dim, layers, hidden, context_dim, dropout)
+    if not isinstance(autoregressive, bool):
+        raise ValueError(f"autoregressive: expected True or False, got {autoregressive!r}")
+    # checks bins >= 2, bound > 0 and the floors, naming the argument
+    t = rational_quadratic_transformer(bins, bound, min_width, min_height, min_derivative)
+    if autoregressive:
+        if residual and len(set(hidden)) != 1:
+            raise ValueError(
+                f"hidden: residual=True needs equal hidden widths, got {hidden}"
+            )
+        layer = masked_autoregressive(
+            t, dim, hidden, context_dim=context_dim, residual=residual, degrees=degrees,
+            dropout=dropout,
+        )
+        name = "nsf_autoregressive"
+    else:
+        if dim < 2:
+            raise ValueError(
+                f"dim: coupling spline layers need dim >= 2, got dim={dim}; pass "
+                f"autoregressive=True for a 1-D neural spline flow"
+            )
+        for arg, value, default in (
+            ("residual", residual, False), ("degrees", degrees, "sequential"),
+            ("dropout", dropout, 0.0),
+        ):
+            if value != default:
+                raise ValueError(
+                    f"{arg}: only autoregressive=True (MADE conditioner) supports it; "
+                    f"expected {default!r} with coupling layers, got {value!r}"
+                )
+        layer = coupling(t, dim, hidden, context_dim=context_dim)
+        name = "nsf_coupling"
+    bij = stack(chain([layer, reverse(dim)]), layers)
+    return Flow(standard_normal(dim), bij, dim, context_dim, name=name)
