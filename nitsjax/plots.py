@@ -142,6 +142,7 @@ def plot_samples(
             ax.set_ylim(*lim[1])
         return _save(fig, path)
     k = min(d, max(1, max_dims))
+    m = len(s) if x is None else min(len(s), len(x))  # as many points of each in scatters
     fig = Figure(figsize=(2.4 * k + 0.5, 2.4 * k + 0.5), layout="constrained")
     axes = np.array(fig.subplots(k, k, squeeze=False))
     for i in range(k):
@@ -155,8 +156,8 @@ def plot_samples(
                         label=title)
             else:
                 if x is not None:
-                    ax.scatter(x[:, j], x[:, i], s=1, alpha=0.3, c="0.5")
-                ax.scatter(s[:, j], s[:, i], s=1, alpha=0.3, c="C1")
+                    ax.scatter(x[:m, j], x[:m, i], s=1, alpha=0.4, c="0.4")
+                ax.scatter(s[:m, j], s[:m, i], s=1, alpha=0.4, c="C1")
                 ax.set_xlim(*lim[j])
                 ax.set_ylim(*lim[i])
             if i == k - 1:
