@@ -1,0 +1,374 @@
+"""The 1-D probabilistically normalised network (PNN) of NITS, and its transformer.
+
+Li & Kluger, "Neural Inverse Transform Sampler", ICML 2022, section 3. A PNN is a
+monotone MLP ``arch = [1, h_1, ..., h_k, 1]`` whose weights are not its own: all of them
+are slices of one vector ``theta`` produced per data point by a conditioner.
+
+On the canonical interval ``t in [0, 1]``:
+
+- hidden layer ``l``: ``z_l = A_l h_{l-1} - b_l * mean_j(A_l[:, j])``, ``h_l = sigmoid(z_l)``,
+  with positive weights ``A_l = exp(-max(raw, -7))`` (so ``A <= e^7``); for the first layer
+  (one input) this is ``A (t - b)``: ``b`` is a location. This is the ``neg_exp``
+  constraint and mean-scaled bias of the original code.
+- last layer: ``N(t) = sum_m w_m h_k[m]``, ``w = softmax(raw_w / T)`` (positive, summing to
+  one) with a positive temperature ``T = exp(clip(raw_T, -7, 7))``.
+- ``G(t) = N(t) + c t`` with ``c = monotonic_const > 0`` keeps ``G`` strictly increasing.
+- ``F(t) = (G(t) - G(0)) / (G(1) - G(0))``: exactly 0 at 0 and 1 at 1 (clipped to [0, 1]
+  against rounding), and ``f(t) = G'(t) / (G(1) - G(0))``.
+
+For ``hidden = (K,)`` and ``c = 0``, ``F`` is exactly the CDF of a mixture of ``K``
+logistics (locations ``b``, scales ``1/A``, weights ``w``) truncated to the interval;
+with ``c > 0`` it is that mixture plus a uniform component.
+
+The density is an analytic forward-mode derivative carried in log space: ``log dh/dt``
+through each layer with ``log sigmoid'(z) = log_sigmoid(z) + log_sigmoid(-z)`` and
+``logsumexp`` over positive weights, so it never underflows in float32. The denominator is
+at least ``c``, so the normalisation is well conditioned.
+
+A data interval ``[A, B]`` maps to the canonical one by ``t = (x - A) / (B - A)``.
+``pnn_transformer`` packages this as a ``Transformer`` for autoregressive and coupling
+layers; its inverse is a batched bracketing solve with implicit-function gradients
+(``nitsjax.root_finding``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nitsjax import root_finding
+from nitsjax.bijectors.base import Transformer
+
+Array = jax.Array
+
+RAW_A_MIN = -7.0  # A = exp(-max(raw, -7)) <= e^7, as in the original code
+RAW_T_CLIP = 7.0
+DEFAULT_MONOTONIC_CONST = 1e-2  # the original NITS default
+IDENTITY_SLOPE = 2.0  # slope x spacing of the sigmoid "staircase" at identity params
+DEFAULT_XTOL = {4: 2.0**-22, 8: 2.0**-40}  # canonical-interval tolerance by itemsize
+
+
+def check_arch(hidden) -> tuple[int, ...]:
+    """PNN hidden widths ``(h_1, ..., h_k)``: a non-empty sequence of positive ints."""
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    try:
+        hidden = tuple(hidden)
+    except TypeError as err:
+        raise ValueError(f"arch: expected a sequence of positive ints, got {hidden!r}") from err
+    if not hidden or any(
+        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden
+    ):
+        raise ValueError(
+            f"arch: expected a non-empty sequence of positive ints (PNN hidden widths), "
+            f"got {hidden!r}"
+        )
+    return tuple(int(h) for h in hidden)
+
+
+def num_params(hidden: Sequence[int]) -> int:
+    """Length of ``theta`` for a PNN ``[1, *hidden, 1]``: weights and locations of every
+    hidden layer, the softmax logits of the last layer and one temperature."""
+    widths = (1,) + tuple(hidden)
+    n = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    return n + widths[-1] + 1
+
+
+class PNNWeights(NamedTuple):
+    """``theta`` unpacked: per hidden layer ``log_a`` (out, in) and ``b`` (out,), and the
+    log mixture weights ``log_w`` (h_k,)."""
+
+    log_a: tuple
+    b: tuple
+    log_w: Array
+
+
+def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
+    """Split a ``(num_params(hidden),)`` vector into constrained weights."""
+    widths = (1,) + tuple(hidden)
+    expected = num_params(hidden)
+    if theta.shape[-1] != expected:
+        raise ValueError(
+            f"theta: expected {expected} PNN parameters for arch {list(widths) + [1]}, "
+            f"got shape {theta.shape}"
+        )
+    i = 0
+    log_a, b = [], []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        raw = theta[i : i + n_in * n_out].reshape(n_out, n_in)
+        i += n_in * n_out
+        log_a.append(-jnp.maximum(raw, RAW_A_MIN))
+        b.append(theta[i : i + n_out])
+        i += n_out
+    raw_w = theta[i : i + widths[-1]]
+    inv_temp = jnp.exp(-jnp.clip(theta[i + widths[-1]], -RAW_T_CLIP, RAW_T_CLIP))
+    return PNNWeights(tuple(log_a), tuple(b), jax.nn.log_softmax(raw_w * inv_temp))
+
+
+def _g(w: PNNWeights, t: Array, c: float, with_log_deriv: bool):
+    """``G(t)`` (and ``log G'(t)``) for scalar ``t``."""
+    h = t[None]
+    log_dh = jnp.zeros((1,), t.dtype)
+    for log_a, b in zip(w.log_a, w.b):
+        a = jnp.exp(log_a)
+        z = a @ h - b * jnp.mean(a, axis=1)
+        h = jax.nn.sigmoid(z)
+        if with_log_deriv:
+            log_dz = jax.nn.logsumexp(log_a + log_dh[None, :], axis=1)
+            log_dh = jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z) + log_dz
+    g = jnp.sum(jnp.exp(w.log_w) * h) + c * t
+    if not with_log_deriv:
+        return g, None
+    log_dn = jax.nn.logsumexp(w.log_w + log_dh)
+    log_dg = jnp.logaddexp(log_dn, math.log(c)) if c > 0 else log_dn
+    return g, log_dg
+
+
+class PreparedPNN(NamedTuple):
+    """Everything about one PNN that does not depend on ``t``: unpacked weights, ``G(0)``
+    and ``log(G(1) - G(0))``. Built once per solve, reused at every iteration."""
+
+    weights: PNNWeights
+    g0: Array
+    scale: Array  # G(1) - G(0)
+    log_scale: Array
+
+
+def prepare(theta: Array, hidden: Sequence[int], c: float) -> PreparedPNN:
+    w = unpack(theta, hidden)
+    ends = jnp.array([0.0, 1.0], theta.dtype)
+    g_ends = jax.vmap(lambda t: _g(w, t, c, False)[0])(ends)
+    scale = g_ends[1] - g_ends[0]
+    return PreparedPNN(w, g_ends[0], scale, jnp.log(scale))
+
+
+def prepared_cdf_and_log_pdf(p: PreparedPNN, t: Array, c: float):
+    """``(F(t), log f(t))`` for scalar ``t`` in [0, 1]."""
+    g, log_dg = _g(p.weights, t, c, True)
+    return _normalise(p, g, t), log_dg - p.log_scale
+
+
+def _normalise(p: PreparedPNN, g: Array, t: Array) -> Array:
+    """``(G(t) - G(0)) / (G(1) - G(0))``, exactly 0 at ``t <= 0`` and 1 at ``t >= 1``
+    (``G(1)`` is computed in a batch, so the ratio can miss 1 by an ulp; ``dF/dtheta`` is
+    zero at the ends anyway)."""
+    f = jnp.clip((g - p.g0) / p.scale, 0.0, 1.0)
+    return jnp.where(t >= 1, jnp.ones_like(f), jnp.where(t <= 0, jnp.zeros_like(f), f))
+
+
+def cdf_and_log_pdf(
+    theta: Array, t: Array, hidden: Sequence[int], monotonic_const: float = DEFAULT_MONOTONIC_CONST
+):
+    """``(F(t), log f(t))`` of the PNN on the canonical interval, scalar ``t`` in [0, 1].
+
+    ``f`` is the exact derivative of ``F`` (analytic forward mode in log space)."""
+    return prepared_cdf_and_log_pdf(prepare(theta, hidden, monotonic_const), t, monotonic_const)
+
+
+def cdf(theta, t, hidden, monotonic_const=DEFAULT_MONOTONIC_CONST):
+    """``F(t)`` on the canonical interval, scalar ``t``."""
+    p = prepare(theta, hidden, monotonic_const)
+    g, _ = _g(p.weights, t, monotonic_const, False)
+    return _normalise(p, g, t)
+
+
+def log_pdf(theta, t, hidden, monotonic_const=DEFAULT_MONOTONIC_CONST):
+    """``log f(t)`` on the canonical interval, scalar ``t``."""
+    return cdf_and_log_pdf(theta, t, hidden, monotonic_const)[1]
+
+
+def identity_params(hidden: Sequence[int]) -> np.ndarray:
+    """A ``theta`` whose CDF is close to the uniform one, ``F(t) ~ t`` on [0, 1].
+
+    Every hidden layer is an evenly spaced staircase of sigmoids of the previous layer's
+    sum (first layer: of ``t``) whose locations overhang the input range by one spacing
+    (so the ends are not thinned), with slope ``IDENTITY_SLOPE / spacing``; the output
+    weights are equal. For widths >= 4 the density lies within a few percent of 1
+    (e.g. [0.96, 1.01] for arch (16, 16)); narrower layers are cruder.
+    """
+    widths = (1,) + tuple(hidden)
+    parts = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        span = float(n_in) if n_in > 1 else 1.0  # range of the layer's input sum
+        if n_out == 1:
+            spacing, locs = span, np.array([0.5 * span])
+        else:
+            overhang = min(1.0, (n_out - 2) / 2.0)  # in spacings, on each side
+            spacing = span / (n_out - 1 - 2 * overhang)
+            locs = (np.arange(n_out) - overhang) * spacing
+        slope = IDENTITY_SLOPE / spacing
+        parts.append(np.full(n_in * n_out, -math.log(slope)))  # z = slope * (sum - loc)
+        parts.append(locs)
+    parts.append(np.zeros(widths[-1]))
+    parts.append(np.zeros(1))
+    theta = np.concatenate(parts).astype(np.float32)
+    assert theta.size == num_params(hidden)
+    return theta
+
+
+def default_xtol(dtype) -> float:
+    """Default solver tolerance on the canonical interval: 2^-22 in float32, 2^-40 in
+    float64 (bisection then needs 22 / 40 halvings)."""
+    return DEFAULT_XTOL.get(jnp.dtype(dtype).itemsize, 2.0**-22)
+
+
+def inverse_cdf(
+    theta: Array,
+    u: Array,
+    hidden: Sequence[int],
+    monotonic_const: float = DEFAULT_MONOTONIC_CONST,
+    *,
+    solver: str = "newton",
+    xtol: Optional[float] = None,
+    max_iter: Optional[int] = None,
+) -> Array:
+    """``t`` in [0, 1] with ``F(t) = u`` (scalar ``u``, clipped to [0, 1]).
+
+    Differentiable in ``theta`` and ``u`` by the implicit function theorem. ``xtol`` is on
+    the canonical interval (default ``default_xtol(dtype)``); ``max_iter`` defaults to
+    ``ceil(log2(1 / xtol))`` (plus a small allowance for the hybrid solvers).
+    """
+    dtype = u.dtype
+    xtol = default_xtol(dtype) if xtol is None else float(xtol)
+    c = monotonic_const
+    u = jnp.clip(u, 0.0, 1.0)
+
+    def cdf_fn(th, t):
+        return cdf(th, t, hidden, c)
+
+    def evaluator(th):
+        p = prepare(th, hidden, c)
+
+        def ev(t):
+            f, lf = prepared_cdf_and_log_pdf(p, t, c)
+            return f, jnp.exp(lf)
+
+        return ev
+
+    return root_finding.solve_monotone(
+        cdf_fn,
+        theta,
+        u,
+        jnp.zeros((), dtype),
+        jnp.ones((), dtype),
+        method=solver,
+        xtol=xtol,
+        max_iter=max_iter if max_iter is not None else _max_iter(solver, xtol),
+        x0=u,  # F is near the identity at initialisation: the uniform guess
+        evaluator=evaluator,
+    )
+
+
+def _max_iter(solver: str, xtol: float) -> int:
+    n = root_finding.bisection_steps(1.0, xtol)
+    return n if solver == "bisection" else n + 8
+
+
+def check_bounds_pair(bounds, name: str = "bounds") -> tuple[float, float]:
+    """A scalar interval ``(A, B)`` with finite ``A < B``."""
+    try:
+        lo, hi = (float(v) for v in bounds)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: expected a pair of floats (A, B), got {bounds!r}") from err
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{name}: expected finite A < B, got ({lo}, {hi})")
+    return lo, hi
+
+
+def pnn_transformer(
+    arch: Sequence[int] = (16, 16),
+    bounds=(0.0, 1.0),
+    *,
+    tails: Optional[str] = None,
+    monotonic_const: float = DEFAULT_MONOTONIC_CONST,
+    solver: str = "newton",
+    tol: Optional[float] = None,
+) -> Transformer:
+    """The PNN as an elementwise ``Transformer`` on the interval ``bounds = (A, B)``.
+
+    Args:
+      arch: hidden widths ``(h_1, ..., h_k)`` of the PNN ``[1, h_1, ..., h_k, 1]``.
+      bounds: the support ``(A, B)``.
+      tails: ``None``: ``z = F(x)`` in [0, 1] (the NITS layer: data to uniform latent).
+        A point outside ``[A, B]`` gets ``z`` clipped to 0 or 1 and log-det ``-inf``
+        (explicit, never NaN); a latent outside [0, 1] is clipped into it.
+        ``"linear"``: ``z = A + (B - A) F(x)`` on ``[A, B]`` and the identity outside, a
+        bijection of R usable inside coupling and autoregressive flows (like the linear
+        tails of neural spline flows).
+      monotonic_const: ``c`` in ``G(t) = N(t) + c t`` (canonical units, must be > 0).
+      solver: ``"newton"`` (default, safeguarded), ``"chandrupatla"`` or ``"bisection"``.
+      tol: solver tolerance in data units (default ``(B - A) * default_xtol(dtype)``);
+        bisection uses ``ceil(log2((B - A) / tol))`` iterations.
+
+    ``identity_params`` gives ``F(t) ~ t``: the identity map (``tails="linear"``) or the
+    uniform CDF (``tails=None``), up to a density within a few percent of flat.
+    """
+    hidden = check_arch(arch)
+    lo, hi = check_bounds_pair(bounds)
+    if tails not in (None, "linear"):
+        raise ValueError(f"tails: expected None or 'linear', got {tails!r}")
+    if not (isinstance(monotonic_const, (int, float)) and monotonic_const > 0):
+        raise ValueError(f"monotonic_const: expected a float > 0, got {monotonic_const!r}")
+    c = float(monotonic_const)
+    root_finding.check_method(solver, "solver")
+    width = hi - lo
+    log_width = math.log(width)
+    if tol is not None and not (float(tol) > 0 and math.isfinite(float(tol))):
+        raise ValueError(f"tol: expected a positive float, got {tol!r}")
+    xtol = None if tol is None else float(tol) / width
+
+    def forward(theta, x):
+        t = (x - lo) / width
+        inside = (t >= 0) & (t <= 1)
+        f, log_f = cdf_and_log_pdf(theta, jnp.clip(t, 0.0, 1.0), hidden, c)
+        if tails is None:
+            return f, jnp.where(inside, log_f - log_width, -jnp.inf)
+        return jnp.where(inside, lo + width * f, x), jnp.where(inside, log_f, 0.0)
+
+    def inverse(theta, z):
+        if tails is None:
+            t = inverse_cdf(theta, z, hidden, c, solver=solver, xtol=xtol)
+            return lo + width * t, log_width - log_pdf(theta, t, hidden, c)
+        inside = (z >= lo) & (z <= hi)
+        u = jnp.clip((z - lo) / width, 0.0, 1.0)
+        t = inverse_cdf(theta, u, hidden, c, solver=solver, xtol=xtol)
+        x = jnp.where(inside, lo + width * t, z)
+        return x, jnp.where(inside, -log_pdf(theta, t, hidden, c), 0.0)
+
+    # jit: eager (op-by-op) callers compile the whole map once; inside an outer jit it inlines
+    return Transformer(
+        num_params(hidden), jax.jit(forward), jax.jit(inverse), jnp.asarray(identity_params(hidden))
+    )
+
+
+def logistic_mixture_params(
+    weights, locs, scales, bounds=(0.0, 1.0)
+) -> np.ndarray:
+    """``theta`` of a ``[1, K, 1]`` PNN on ``bounds`` equal to a mixture of ``K`` logistics
+    (weights, locations and scales in data units), truncated to ``bounds`` and, with
+    ``monotonic_const = c > 0``, mixed with a uniform component.
+
+    The scales must satisfy ``scale >= (B - A) e^-7`` (the weight constraint ``A <= e^7``).
+    """
+    lo, hi = check_bounds_pair(bounds)
+    width = hi - lo
+    weights = np.asarray(weights, np.float64)
+    locs = np.asarray(locs, np.float64)
+    scales = np.asarray(scales, np.float64)
+    k = weights.size
+    if locs.shape != (k,) or scales.shape != (k,) or np.any(weights <= 0) or np.any(scales <= 0):
+        raise ValueError(
+            "logistic_mixture_params: expected K positive weights, K locations and K positive "
+            f"scales, got shapes {weights.shape}, {locs.shape}, {scales.shape}"
+        )
+    slope = width / scales  # canonical slope A_k
+    raw_a = -np.log(slope)
+    if np.any(raw_a < RAW_A_MIN):
+        raise ValueError(f"scales: must be >= (B - A) * e^-7 = {width * math.exp(RAW_A_MIN)}")
+    b = (locs - lo) / width
+    raw_w = np.log(weights / weights.sum())
+    return np.concatenate([raw_a, b, raw_w, [0.0]]).astype(np.float32)
