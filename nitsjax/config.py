@@ -44,9 +44,13 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     """A flow architecture: ``name`` picks the constructor in ``nitsjax.flows``; every other
-    key is passed to it as a keyword argument (see ``experiment.build_flow``)."""
+    key is passed to it as a keyword argument (see ``experiment.build_flow``), except
+    ``logit``: a number ``alpha`` in [0, 0.5) puts ``x -> logit(alpha + (1 - 2 alpha) x)``
+    before the flow, for data in [0, 1) such as dequantised pixels (MAF and RealNVP use
+    1e-6 and 0.05); its log-determinant is part of the model's log-likelihood."""
 
     name: str = MISSING
+    logit: Optional[float] = None
 
 
 @dataclass

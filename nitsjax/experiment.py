@@ -100,6 +100,7 @@ def model_options(model_cfg) -> tuple[Callable, dict]:
     kw = to_container(model_cfg)
     if "name" not in kw:
         raise ConfigError(f"model.name: missing; the model config has keys {sorted(kw)}")
+    _logit_alpha(kw.pop("logit", None))  # a preprocessing layer, not a constructor argument
     name = kw.pop("name")
     ctor = flow_constructor(name)
     sig = inspect.signature(ctor)
@@ -131,19 +132,42 @@ def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None):
     ``fit`` and ``Flow`` cache their compiled functions on it, so the jobs of a sweep
     over training settings (``-m train.learning_rate=...``) compile once."""
     ctor, kw = model_options(model_cfg)
+    alpha = _logit_alpha(to_container(model_cfg).get("logit"))
     kw = {k: _frozen(v) for k, v in kw.items()}
     if context_dim is not None:
         kw["context_dim"] = context_dim
     try:
-        cache_key = (ctor, int(dim), tuple(sorted(kw.items())))
+        cache_key = (ctor, int(dim), tuple(sorted(kw.items())), alpha)
         hash(cache_key)
     except TypeError:  # an unhashable option: build afresh
-        return ctor(dim, **kw)
+        return _with_logit(ctor(dim, **kw), alpha)
     if cache_key not in _FLOW_CACHE:
         if len(_FLOW_CACHE) >= _FLOW_CACHE_SIZE:
             _FLOW_CACHE.pop(next(iter(_FLOW_CACHE)))
-        _FLOW_CACHE[cache_key] = ctor(dim, **kw)
+        _FLOW_CACHE[cache_key] = _with_logit(ctor(dim, **kw), alpha)
     return _FLOW_CACHE[cache_key]
+
+
+def _logit_alpha(alpha) -> Optional[float]:
+    """``model.logit``: None or a number in [0, 0.5)."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < 0.5:
+        raise ConfigError(f"model.logit: expected null or a number in [0, 0.5), got {alpha!r}")
+    return float(alpha)
+
+
+def _with_logit(flow, alpha: Optional[float]):
+    """``flow`` behind ``x -> logit(alpha + (1 - 2 alpha) x)`` (data in [0, 1)); the
+    log-likelihood includes the logit's log-determinant, samples come back in [0, 1)."""
+    if alpha is None:
+        return flow
+    from nitsjax.bijectors.base import chain
+    from nitsjax.bijectors.elementwise import logit
+    from nitsjax.flow import Flow
+
+    return Flow(flow.base, chain([logit(0.0, 1.0, alpha=alpha), flow.bijector]), flow.dim,
+                flow.context_dim, name=f"logit_{flow.name}")
 
 
 # ------------------------------------------------------------------------------- data
