@@ -1,5 +1,6 @@
 """Pure-function bijectors (see ``base.py`` for the contract) and their combinators."""
 
+from nitsjax.bijectors.actnorm import actnorm
 from nitsjax.bijectors.affine import (
     affine_transformer,
     elementwise_affine,
@@ -8,10 +9,23 @@ from nitsjax.bijectors.affine import (
 from nitsjax.bijectors.autoregressive import masked_autoregressive
 from nitsjax.bijectors.base import Bijector, Transformer, chain, invert, stack
 from nitsjax.bijectors.coupling import coupling
+from nitsjax.bijectors.elementwise import logit, sigmoid, tanh
+from nitsjax.bijectors.linear import lu_linear
+from nitsjax.bijectors.nits import (
+    autoregressive_nits,
+    logistic_squash,
+    nits_bijector,
+    rotation,
+    support_from_data,
+)
 from nitsjax.bijectors.permute import permute, random_permutation, reverse
+from nitsjax.bijectors.pnn import pnn_transformer
+from nitsjax.bijectors.spline import rational_quadratic_transformer
 
 __all__ = [
-    "Bijector", "Transformer", "affine_transformer", "chain", "coupling",
-    "elementwise_affine", "gated_affine_transformer", "invert", "masked_autoregressive",
-    "permute", "random_permutation", "reverse", "stack",
+    "Bijector", "Transformer", "actnorm", "affine_transformer", "autoregressive_nits", "chain",
+    "coupling", "elementwise_affine", "gated_affine_transformer", "invert", "logistic_squash",
+    "logit", "lu_linear", "masked_autoregressive", "nits_bijector", "permute", "pnn_transformer",
+    "random_permutation", "rational_quadratic_transformer", "reverse", "rotation", "sigmoid",
+    "stack", "support_from_data", "tanh",
 ]
