@@ -103,6 +103,7 @@ def _run_hydra(command: str, rest: list[str], cfg_dir: Path) -> int:
 def _task(command: str):
     def run(cfg) -> None:
         from nitsjax import experiment as ex
+        from nitsjax.data._files import DataFormatError
         from nitsjax.train import FitDiverged
 
         try:
@@ -117,7 +118,8 @@ def _task(command: str):
             elif command == "sample":
                 ex.run_sample(cfg.run, cfg.n, cfg.seed, cfg.out, cfg.plot, cfg.data_root,
                               out_dir=ex.hydra_output_dir())
-        except (ConfigError, FileNotFoundError) as err:
+        except (ConfigError, FileNotFoundError, PermissionError, DataFormatError) as err:
+            # bad config, missing / refused / malformed data file: a message, no traceback
             print(f"nitsjax {command}: {err}", file=sys.stderr)
             raise SystemExit(2) from None
         except FitDiverged as err:  # the last good checkpoint is intact

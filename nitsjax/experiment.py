@@ -465,6 +465,17 @@ def _finite_or_none(v):
     return v if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
+def _check_output_folder(out: Path, arg: str) -> None:
+    """Create ``out`` and check it is writable with enough free disk space
+    (``nitsjax.train.checkpoint.check_writable``); a ConfigError naming ``arg`` if not."""
+    from nitsjax.train.checkpoint import check_writable
+
+    try:
+        check_writable(out, arg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
 def run_train(cfg, out_dir: Optional[PathLike] = None) -> Path:
     """Train the model a ``train`` config describes, then evaluate and plot.
 
@@ -477,9 +488,10 @@ def run_train(cfg, out_dir: Optional[PathLike] = None) -> Path:
     cfg = _as_cfg(cfg)
     validate(cfg, "train")
     out = Path(out_dir) if out_dir is not None else hydra_output_dir()
+    arg = "out_dir" if out_dir is not None else "hydra.run.dir"
     if out is None:
         out = _default_out_dir("train", f"_{cfg.model.name}_{cfg.data.name}")
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output_folder(out, arg)  # unwritable or full disk: now, not after training
     log.info(f"output folder: {out}")
     OmegaConf.save(cfg, out / CONFIG_FILE, resolve=True)
 
@@ -601,17 +613,29 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     return metrics
 
 
+def output_path(path: PathLike, base: PathLike, arg: str) -> Path:
+    """Where a path from a config is written: a relative path without ``..`` goes inside
+    the output folder ``base``, so a config cannot write elsewhere by accident; an
+    absolute path, or one with ``..``, is taken as the user wrote it and logged."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and ".." not in p.parts:
+        return Path(base) / p
+    log.warning(f"{arg}: {path} is outside the output folder {base}; writing to "
+                f"{p.resolve()} as given")
+    return p
+
+
 def run_sample(run: PathLike, n: int = 1000, seed: int = 0, out: Optional[PathLike] = None,
                plot: bool = True, data_root: Optional[str] = None,
                out_dir: Optional[PathLike] = None) -> Path:
     """Draw ``n`` samples (the data's original units) into ``out`` (default
-    ``<out_dir>/samples.npy``) and a figure next to it; returns the .npy path."""
+    ``<out_dir>/samples.npy``) and a figure next to it; returns the .npy path.
+
+    A relative ``out`` is inside the output folder (``out_dir``, else ``<run>/samples``);
+    an absolute one, or one with ``..``, is used as written and logged (``output_path``)."""
     r = load_run(run)
-    if out is not None:
-        npy = Path(out)
-    else:
-        base = Path(out_dir) if out_dir is not None else Path(run) / "samples"
-        npy = base / "samples.npy"
+    base = Path(out_dir) if out_dir is not None else Path(run) / "samples"
+    npy = base / "samples.npy" if out is None else output_path(out, base, "out")
     npy.parent.mkdir(parents=True, exist_ok=True)
     x = r.sample(jax.random.key(seed), int(n)).astype(np.float32)
     np.save(npy, x, allow_pickle=False)
@@ -645,7 +669,7 @@ def run_demo(cfg, out_dir: Optional[PathLike] = None) -> Path:
     out = Path(out_dir) if out_dir is not None else hydra_output_dir()
     if out is None:
         out = _default_out_dir("demo")
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output_folder(out, "out_dir" if out_dir is not None else "hydra.run.dir")
     log.info(f"output folder: {out}")
     summary = {}
     for tag, data_key, train_key in (("toy", "toy_data", "train"),

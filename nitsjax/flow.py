@@ -3,6 +3,10 @@
 ``log_prob(x) = base.log_prob(z) + log|det dz/dx|`` with ``(z, logdet) = forward(x)``
 (Papamakarios et al., "Normalizing Flows for Probabilistic Modeling and Inference",
 JMLR 2021, eq. 2). Sampling draws ``z`` from the base and runs the inverse.
+
+Input rule: the checked methods (``log_prob``, ``sample``, ``init``) refuse bad input at
+the boundary (``nitsjax.validation``); a finite input whose log-density overflows in
+floating point gets ``-inf``, never NaN (``nan_to_neginf``).
 """
 
 from __future__ import annotations
@@ -46,11 +50,12 @@ class Flow:
         """Fresh params. With a data batch ``x`` (n, dim), layers that support it (ActNorm)
         are initialised from the data."""
         check_key(key, "key")
+        if x is not None and self.bijector.data_init is not None:  # checked before any work
+            x = check_data(x, self.dim, "x")
+            context = check_context(context, self.context_dim, x.shape[0], "context")
         kb, kd = jax.random.split(key)
         params = {"bijector": self.bijector.init(kb), "base": self.base.init(kd)}
         if x is not None and self.bijector.data_init is not None:
-            x = check_data(x, self.dim, "x")
-            context = check_context(context, self.context_dim, x.shape[0], "context")
             bij, _ = self.bijector.data_init(params["bijector"], jnp.asarray(x), context)
             params = {"bijector": bij, "base": params["base"]}
         return params
@@ -58,7 +63,8 @@ class Flow:
     def log_prob_single(self, params, x, context=None, key=None):
         """log p(x) for one event ``x`` (dim,). Pure and traceable."""
         z, logdet = self.bijector.forward(params["bijector"], x, context, key)
-        return self.base.log_prob(params["base"], z) + logdet
+        lp = self.base.log_prob(params["base"], z) + logdet
+        return nan_to_neginf(lp, jnp.all(jnp.isfinite(x)))
 
     def log_prob_batch(self, params, x, context=None, key=None):
         """log p(x) for a batch ``x`` (n, dim) -> (n,), without input checks (use inside jit).
@@ -75,7 +81,7 @@ class Flow:
         z = z.astype(jnp.result_type(float))
         lp_z = self.base.log_prob(params["base"], z)
         x, logdet = self.bijector.inverse(params["bijector"], z, context, None)
-        return x, lp_z - logdet
+        return x, nan_to_neginf(lp_z - logdet)
 
     def sample_batch(self, params, key, n, context=None):
         """``n`` samples and log-densities, ``((n, dim), (n,))``, without input checks."""
@@ -115,6 +121,15 @@ class Flow:
         if c.ndim == 1:
             c = jnp.broadcast_to(c, (n, c.shape[0]))
         return check_context(c, self.context_dim, n, "context")
+
+
+def nan_to_neginf(lp: Array, finite_input=True) -> Array:
+    """The out-of-range rule: a log-density that is NaN although the input is finite (an
+    overflow such as ``inf - inf`` for an astronomically large input) is reported as
+    ``-inf``, i.e. density zero, so no finite input gets NaN. A NaN input (possible only
+    inside a user's ``jit``, where inputs are not checked) still gives NaN. Costs one
+    select per row."""
+    return jnp.where(jnp.isnan(lp) & finite_input, -jnp.inf, lp)
 
 
 def _axis(a: Any) -> Optional[int]:

@@ -44,6 +44,13 @@ def masked_autoregressive(
       dropout: dropout rate, active only when a ``key`` is passed to forward.
       seed: seed for random degrees.
     """
+    # checked here, at construction, not later inside MADE.init (under tracing)
+    if degrees not in ("sequential", "random"):
+        raise ValueError(f"degrees: expected 'sequential' or 'random', got {degrees!r}")
+    if residual and len(set(hidden)) > 1:
+        raise ValueError(
+            f"hidden: residual=True needs equal hidden widths, got {tuple(hidden)}"
+        )
     made = MADE(
         dim=dim,
         hidden=tuple(hidden),

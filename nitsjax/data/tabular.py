@@ -26,6 +26,7 @@ import gzip
 import os
 import pathlib
 import warnings
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,13 +103,18 @@ def read_table(
     path = pathlib.Path(path)
     if header not in ("auto", True, False):
         raise ValueError(f"header: expected 'auto', True or False, got {header!r}")
-    with _open_text(path) as f:
-        head = []
-        for line in f:
-            if line.strip():
-                head.append(line)
-            if len(head) == 3:
-                break
+    head = []
+    try:
+        with _open_text(path) as f:
+            for line in f:
+                if line.strip():
+                    head.append(line)
+                if len(head) == 3:
+                    break
+    except (EOFError, OSError) as err:  # e.g. a .gz cut off within its first lines
+        raise DataFormatError(
+            f"{path}: cannot read it ({type(err).__name__}: {err}); the file is truncated or "
+            f"corrupt. Download or write it again") from err
     if not head:
         raise DataFormatError(f"{path}: the file is empty")
     if delimiter is None:
@@ -146,6 +152,10 @@ def read_table(
         raise DataFormatError(
             f"{path}: could not read numeric columns {kept} ({err}); fix or remove the "
             f"offending rows (missing values are not imputed)") from err
+    except (EOFError, OSError) as err:  # a cut-off or corrupt .gz
+        raise DataFormatError(
+            f"{path}: cannot read it ({type(err).__name__}: {err}); the file is truncated or "
+            f"corrupt. Download or write it again") from err
     return x, [names[i] for i in kept], kept
 
 
@@ -329,6 +339,26 @@ load_wine_white = _wine("white")
 # ----------------------------------------------------------------------------- user files
 
 
+def _numpy_file(path: pathlib.Path, read):
+    """``read()`` of a .npy/.npz file with the two ways it fails explained: an object array
+    (needs pickle, refused) and a truncated or corrupt file."""
+    try:
+        return read()
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise DataFormatError(
+                f"{path}: holds an object array, which only pickle can load; refused, since "
+                f"unpickling can run code. Save the table as numbers: "
+                f"np.save(path, np.asarray(x, dtype=np.float32))") from err
+        raise DataFormatError(
+            f"{path}: cannot read it ({err}); the file is truncated or not a NumPy file. "
+            f"Write it again (np.save / np.savez)") from err
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataFormatError(
+            f"{path}: cannot read it ({type(err).__name__}: {err}); the file is truncated or "
+            f"not a NumPy file. Write it again (np.save / np.savez)") from err
+
+
 def load_file(
     path: PathLike,
     *,
@@ -358,26 +388,31 @@ def load_file(
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
     path = pathlib.Path(path).expanduser()
     if not path.is_file():
-        raise DataNotFoundError(f"path: no such file {path}"
-                                + (" (it is a folder)" if path.is_dir() else ""))
+        raise DataNotFoundError(
+            f"path: no such file {path}" + (" (it is a folder)" if path.is_dir() else "")
+            + f"; pass the path of a .npy, .npz or delimited text file (relative paths start "
+            f"in {pathlib.Path.cwd()})")
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.suffix.lower() == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise DataFormatError(f"{path}: not a plain numeric .npy file ({err}); object "
-                                  f"arrays need pickle and are refused") from err
+        x = _numpy_file(path, lambda: np.load(path, allow_pickle=False))
         names = None
     elif path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            if key is None:
-                if len(keys) != 1:
-                    raise ValueError(f"key: {path} holds arrays {keys}; pass key=<one of them>")
-                key = keys[0]
-            if key not in keys:
-                raise ValueError(f"key: {path} holds arrays {keys}, not {key!r}")
-            x = z[key]
+        def read_npz():
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                k = key
+                if k is None:
+                    if len(keys) != 1:
+                        raise KeyError(f"key: {path} holds arrays {keys}; pass key=<one of them>")
+                    k = keys[0]
+                if k not in keys:
+                    raise KeyError(f"key: {path} holds arrays {keys}, not {k!r}")
+                return z[k]
+
+        try:
+            x = _numpy_file(path, read_npz)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
         names = None
     elif any(suffixes.endswith(s) for s in (".csv", ".tsv", ".txt", ".data", ".dat",
                                              ".csv.gz", ".tsv.gz", ".txt.gz", ".data.gz")):

@@ -16,6 +16,7 @@ good one. The two newest checkpoints are kept.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -27,10 +28,30 @@ import orbax.checkpoint as ocp
 from nitsjax.train.history import History
 
 
-def check_writable(path, name: str = "checkpoint_dir") -> str:
-    """Create ``path`` if needed and prove a file can be written there; absolute path.
+#: ``check_writable`` refuses a folder with less free space than this (bytes); override
+#: with the environment variable ``NITSJAX_MIN_FREE_MB``.
+MIN_FREE_BYTES = 50 * 2**20
+MIN_FREE_ENV = "NITSJAX_MIN_FREE_MB"
 
-    Raises ``ValueError`` naming the argument before any training starts.
+
+def min_free_bytes() -> int:
+    """The free-space floor: ``$NITSJAX_MIN_FREE_MB`` megabytes if set, else 50 MB."""
+    env = os.environ.get(MIN_FREE_ENV, "").strip()
+    if not env:
+        return MIN_FREE_BYTES
+    try:
+        mb = float(env)
+    except ValueError as err:
+        raise ValueError(f"{MIN_FREE_ENV}: expected a number of megabytes, got {env!r}") from err
+    return max(0, int(mb * 2**20))
+
+
+def check_writable(path, name: str = "checkpoint_dir", min_free: int | None = None) -> str:
+    """Create ``path`` if needed, prove a file can be written there and that the disk has
+    at least ``min_free`` bytes free (default ``min_free_bytes()``); the absolute path.
+
+    Raises ``ValueError`` naming the argument, the folder and (for a full disk) the free
+    space, before any training starts, not after hours of it.
     """
     path = os.path.abspath(os.fspath(path))
     try:
@@ -40,9 +61,17 @@ def check_writable(path, name: str = "checkpoint_dir") -> str:
         os.unlink(probe)
     except OSError as err:
         raise ValueError(
-            f"{name}: cannot write checkpoints to {path!r} ({err.strerror or err}); pass a "
-            f"writable directory or checkpoint_dir=None"
+            f"{name}: cannot write to {path!r} ({err.strerror or err}); pass a writable "
+            f"directory" + (" or checkpoint_dir=None" if name == "checkpoint_dir" else "")
         ) from err
+    floor = min_free_bytes() if min_free is None else int(min_free)
+    free = shutil.disk_usage(path).free
+    if free < floor:
+        raise ValueError(
+            f"{name}: only {free / 2**20:.1f} MB free on the disk holding {path!r}; need at "
+            f"least {floor / 2**20:.0f} MB for checkpoints and results. Free some space, "
+            f"pass another directory, or lower the floor with {MIN_FREE_ENV}=<megabytes>"
+        )
     return path
 
 
