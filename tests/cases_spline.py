@@ -2,10 +2,9 @@
 (inputs span inside and outside [-B, B], so the identity tails are exercised) and ``nsf``."""
 
 from contract import BijectorCase, FlowCase
+
 from nitsjax.bijectors.autoregressive import masked_autoregressive
-from nitsjax.bijectors.base import chain, invert, stack
 from nitsjax.bijectors.coupling import coupling
-from nitsjax.bijectors.permute import reverse
 from nitsjax.bijectors.spline import rational_quadratic_transformer as rq
 from nitsjax.flows.spline import nsf
 
@@ -30,16 +29,6 @@ BIJECTORS = [
         ),
         4, context_dim=3, low=-2.0, high=2.0,
     ),
-    BijectorCase(
-        "spline_inverse_autoregressive",
-        lambda: invert(masked_autoregressive(rq(bins=6, bound=2.0), 3, (16,))), 3,
-        low=-3.0, high=3.0,
-    ),
-    BijectorCase(
-        "spline_stack",
-        lambda: stack(chain([coupling(rq(bins=4, bound=2.0), 3, (8,)), reverse(3)]), 3),
-        3, low=-3.0, high=3.0, perturb=0.3,
-    ),
 ]
 
 FLOWS = [
@@ -57,9 +46,5 @@ FLOWS = [
     ),
     FlowCase(
         "nsf_coupling_5d", lambda: nsf(5, layers=4, hidden=(32, 32), bins=8, bound=2.5)
-    ),
-    FlowCase(
-        "nsf_autoregressive_5d_residual",
-        lambda: nsf(5, layers=3, hidden=(16, 16), autoregressive=True, residual=True),
     ),
 ]

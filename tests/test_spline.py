@@ -31,11 +31,28 @@ def _dtype_ctx(dtype):
     return jax.enable_x64(dtype == "float64")
 
 
-# one compiled program per (transformer, shape, dtype), shared by the tests below
-_fwd = jax.jit(jax.vmap(T.forward, (None, 0)))
-_inv = jax.jit(jax.vmap(T.inverse, (None, 0)))
-_dfwd = jax.jit(jax.vmap(jax.grad(lambda th, x: T.forward(th, x)[0], argnums=1), (None, 0)))
-_dinv = jax.jit(jax.vmap(jax.grad(lambda th, z: T.inverse(th, z)[0], argnums=1), (None, 0)))
+# One compiled program per (function, dtype), shared by the tests below: every probe
+# vector is padded to N points, so different lengths do not recompile.
+N = 4096
+
+
+def _padded(fn):
+    fn = jax.jit(jax.vmap(fn, (None, 0)))
+
+    def run(theta, x):
+        n = x.shape[0]
+        assert n <= N, n
+        out = fn(theta, jnp.zeros(N, x.dtype).at[:n].set(x))
+        return jax.tree_util.tree_map(lambda a: a[:n], out)
+
+    return run
+
+
+_fwd = _padded(T.forward)
+_inv = _padded(T.inverse)
+_dfwd = _padded(jax.grad(lambda th, x: T.forward(th, x)[0], argnums=1))
+_dinv = _padded(jax.grad(lambda th, z: T.inverse(th, z)[0], argnums=1))
+_dld = _padded(jax.grad(lambda th, x: T.forward(th, x)[1], argnums=1))
 
 
 def _special_points(theta, dtype):
@@ -162,11 +179,11 @@ def test_spline_interpolates_knots_and_tails_are_identity(dtype):
 def test_monotone_float64(seed):
     with jax.enable_x64(True):
         theta = _theta(seed, 2.0, "float64")
-        x = jnp.linspace(-B - 1, B + 1, 20001, dtype="float64")
+        x = jnp.linspace(-B - 1, B + 1, N, dtype="float64")
         z, ld = _fwd(theta, x)
         assert np.all(np.diff(z) > 0)
         # and the inverse is monotone too
-        x2, _ = _inv(theta, jnp.linspace(-B - 1, B + 1, 20001, dtype="float64"))
+        x2, _ = _inv(theta, jnp.linspace(-B - 1, B + 1, N, dtype="float64"))
         assert np.all(np.diff(x2) > 0)
 
 
@@ -174,7 +191,7 @@ def test_monotone_float64(seed):
 def test_monotone_float32_up_to_rounding(seed):
     """In float32 a very flat bin can round one step down by an ulp; never more."""
     theta = _theta(seed, 2.0)
-    x = jnp.linspace(-B - 1, B + 1, 20001)
+    x = jnp.linspace(-B - 1, B + 1, N)
     z, _ = _fwd(theta, x)
     z = np.asarray(z)
     drop = np.diff(z)
@@ -184,9 +201,6 @@ def test_monotone_float32_up_to_rounding(seed):
 
 
 # ------------------------------------------------------------------ inverse accuracy
-_dld = jax.jit(jax.vmap(jax.grad(lambda th, x: T.forward(th, x)[1], argnums=1), (None, 0)))
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
 def test_inverse_accuracy(dtype, scale):
@@ -218,7 +232,7 @@ def test_inverse_accuracy(dtype, scale):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_log_derivative_matches_autodiff(dtype):
     with _dtype_ctx(dtype):
-        for seed in range(3):
+        for seed in range(2):
             theta = _theta(20 + seed, 1.0, dtype)
             x = jnp.concatenate([
                 jax.random.uniform(jax.random.key(seed), (200,), dtype, -B - 1, B + 1),
@@ -263,24 +277,25 @@ def test_matches_distrax_rational_quadratic_spline():
         )
         x = jnp.linspace(-B + 1e-9, B - 1e-9, 997, dtype="float64")
         z, ld = _fwd(theta, x)
-        z_ref, ld_ref = jax.vmap(ref.forward_and_log_det)(x)
+        z_ref, ld_ref = jax.jit(jax.vmap(ref.forward_and_log_det))(x)
         np.testing.assert_allclose(z, z_ref, atol=1e-12)
         np.testing.assert_allclose(ld, ld_ref, atol=1e-9)
         x2, ld2 = _inv(theta, z_ref)
-        x_ref, ld2_ref = jax.vmap(ref.inverse_and_log_det)(z_ref)
+        x_ref, ld2_ref = jax.jit(jax.vmap(ref.inverse_and_log_det))(z_ref)
         np.testing.assert_allclose(x2, x_ref, atol=1e-10)
         np.testing.assert_allclose(ld2, ld2_ref, atol=1e-8)
 
 
 # ------------------------------------------------------------- hypothesis properties
 def _all_finite(theta, v):
-    """Values and gradients w.r.t. input and params of forward and inverse are finite."""
+    """Values, and gradients w.r.t. params and input, of forward and inverse are finite.
+
+    The gradient of ``y + logdet`` is checked: a NaN or inf in either part's gradient
+    makes the sum non-finite (inf - inf is NaN), so one backward pass covers both."""
     outs = []
     for fn in (T.forward, T.inverse):
         outs.append(fn(theta, v))
-        for k in (0, 1):
-            outs.append(jax.grad(lambda x, k=k, fn=fn: fn(theta, x)[k])(v))
-            outs.append(jax.grad(lambda p, k=k, fn=fn: fn(p, v)[k])(theta))
+        outs.append(jax.grad(lambda p, x, fn=fn: sum(fn(p, x)), argnums=(0, 1))(theta, v))
     return jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(outs)]).all()
 
 

@@ -8,7 +8,8 @@ On ``[-B, B]`` the map is a monotone rational-quadratic spline through ``K + 1``
 ``(x_k, y_k)`` with ``x_0 = y_0 = -B`` and ``x_K = y_K = B``; outside it is the identity.
 The boundary derivatives are fixed to 1, so the map is C1 everywhere.
 
-Parameters per dimension, ``theta`` of shape ``(3K - 1,)``::
+Parameters per dimension, ``theta`` of shape ``(3K - 1,)`` (widths and heights as fractions
+of ``2B``)::
 
     theta[:K]        unnormalised bin widths   -> w = min_w + (1 - K min_w) softmax(.)
     theta[K:2K]      unnormalised bin heights  -> h = min_h + (1 - K min_h) softmax(.)
@@ -17,19 +18,21 @@ Parameters per dimension, ``theta`` of shape ``(3K - 1,)``::
 with ``c = softplus^-1(1 - min_d)``, so ``theta = 0`` is the identity (uniform bins,
 all derivatives 1) in any precision, and ``identity_params`` is all zeros.
 
-Inside bin ``k`` with ``xi = (x - x_k) / w_k``, ``s_k = h_k / w_k`` (eq. 4 and 5)::
+Inside bin ``k`` with ``xi = (x - x_k) / w_k``, ``s_k = h_k / w_k`` (section 3.1)::
 
     y = y_k + h_k (s_k xi^2 + d_k xi (1 - xi)) / (s_k + (d_k + d_{k+1} - 2 s_k) xi (1 - xi))
 
-Numerics. Raw parameters are clipped to ``[-PARAM_BOUND, PARAM_BOUND]``. The input fed to the spline branch is sanitised (set to 0 outside ``[-B, B]``)
-before any arithmetic, so neither values nor gradients of the branch not taken can be NaN,
-whatever the finite input. The bin is found by a sum of comparisons (no gradient flows
-through it). ``s_k`` and the derivatives are divided by their maximum before forming the
-rational function (the ratio and the log-derivative are invariant to that scale), so large
+Numerics. Raw parameters are clipped to ``[-PARAM_BOUND, PARAM_BOUND]``. The input fed
+to the spline branch is sanitised (set to 0 outside ``[-B, B]``) before any arithmetic,
+so neither values nor gradients of the branch not taken can be NaN, whatever the finite
+input. The bin is found by a sum of comparisons (no gradient flows through it).
+``s_k`` and the derivatives are divided by their maximum before forming the rational
+function (the ratio and the log-derivative are invariant to that scale), so large
 derivative parameters do not overflow; the denominator is written as a sum of positive
 terms, ``s (xi^2 + (1 - xi)^2) + (d_k + d_{k+1}) xi (1 - xi)``. The inverse solves the
-quadratic of appendix A in the cancellation-free form: ``xi = 2 s eta / (b + sqrt(disc))``
-when ``b >= 0`` (the paper's eq. 29), ``xi = (sqrt(disc) - b) / (2 a)`` when ``b < 0``.
+quadratic of appendix A in a cancellation-free form: ``xi = 2 s eta / (b + sqrt(disc))``
+(the paper's stable formula) when ``b >= 0``, ``xi = (sqrt(disc) - b) / (2 a)`` when
+``b < 0``, where the paper's form would subtract nearly equal numbers.
 """
 
 from __future__ import annotations
@@ -57,11 +60,13 @@ def _check_args(bins, bound, min_width, min_height, min_derivative):
     if not ok:
         raise ValueError(f"bound: expected a finite number > 0, got {bound!r}")
     for name, v in (("min_width", min_width), ("min_height", min_height)):
-        if not (isinstance(v, (int, float, np.floating)) and 0.0 < float(v) and float(v) * bins < 1.0):
+        number = isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+        if not (number and 0.0 < float(v) and float(v) * bins < 1.0):
             raise ValueError(
                 f"{name}: expected 0 < {name} < 1 / bins = {1.0 / bins:.4g}, got {v!r}"
             )
-    if not (isinstance(min_derivative, (int, float, np.floating)) and 0.0 < float(min_derivative) < 1.0):
+    number = isinstance(min_derivative, (int, float, np.floating))
+    if not (number and not isinstance(min_derivative, bool) and 0.0 < min_derivative < 1.0):
         raise ValueError(f"min_derivative: expected 0 < min_derivative < 1, got {min_derivative!r}")
 
 
@@ -134,7 +139,7 @@ def rational_quadratic_transformer(
         return s / m, d0 / m, d1 / m, jnp.log(m)
 
     def _log_deriv(xi, s, log_s, d0, d1, log_m):
-        """log dy/dx at ``xi`` (eq. 5) from the scaled ``s, d0, d1``, the log of the
+        """log dy/dx at ``xi`` (section 3.1) from the scaled ``s, d0, d1``, the log of the
         unscaled slope ``log_s`` and the log of the scale ``log_m``::
 
             log[s^2 (d1 xi^2 + 2 s t + d0 (1 - xi)^2) / den^2],  t = xi (1 - xi)
@@ -185,10 +190,12 @@ def rational_quadratic_transformer(
         den_pos = jnp.where(den_pos > 0, den_pos, jnp.ones_like(den_pos))
         den_neg = jnp.where(den_neg > 0, den_neg, jnp.ones_like(den_neg))
         xi = jnp.where(b_pos, -2.0 * c / den_pos, (root - b) / den_neg)
+        # clamp rounding excursions; ``where`` (unlike clip) keeps the gradient at 0 and 1
         xi = jnp.where(xi < 0, jnp.zeros_like(xi), xi)
         xi = jnp.where(xi > 1, jnp.ones_like(xi), xi)
         x = x0 + w * xi
         ld = -_log_deriv(xi, s, jnp.log(s_raw), d0, d1, log_m)
         return jnp.where(inside, x, z), jnp.where(inside, ld, jnp.zeros_like(ld))
 
-    return Transformer(3 * K - 1, forward, inverse, jnp.zeros(3 * K - 1))
+    # jitted so that eager (op-by-op) callers dispatch one program; inlined under jit
+    return Transformer(3 * K - 1, jax.jit(forward), jax.jit(inverse), jnp.zeros(3 * K - 1))
