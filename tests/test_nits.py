@@ -13,7 +13,7 @@ from nitsjax.bijectors import pnn
 from nitsjax.bijectors.nits import nits_bijector, support_from_data
 from nitsjax.flows.nits import nits
 
-ARCHES = [(4,), (8, 8), (6, 5, 4)]
+ARCHES = [(4,), (6, 5, 4)]  # (8, 8) is covered by the float32 and contract tests
 C = pnn.DEFAULT_MONOTONIC_CONST
 
 
@@ -210,8 +210,7 @@ def test_nits_flow_samples_follow_known_density():
     every coordinate of the flow's samples passes a KS test against the exact CDF."""
     a, b = -2.0, 2.0
     w, mu, s = np.array([0.5, 0.2, 0.3]), np.array([-1.0, 0.2, 1.0]), np.array([0.15, 0.3, 0.2])
-    theta = pnn.logistic_mixture_params(w, mu, s, (0.0, 1.0))  # canonical coordinates
-    # convert locations/scales to the canonical cube of [a, b]
+    # the PNNs live on the canonical cube: locations and scales in its units
     theta = pnn.logistic_mixture_params(w, (mu - a) / (b - a), s / (b - a), (0.0, 1.0))
     flow = nits(2, arch=(3,), hidden=16, blocks=1, bounds=(a, b))
     params = flow.init(jax.random.key(0))
@@ -231,6 +230,7 @@ def test_nits_flow_samples_follow_known_density():
     np.testing.assert_allclose(flow.log_prob(params, xs), lp, atol=1e-3)
 
 
+@pytest.mark.slow  # ~10 s: compiles the reverse-mode sampler of a whole flow
 def test_gradients_through_flow_sampler_match_finite_differences():
     with jax.enable_x64(True):
         flow = nits(2, arch=(4,), hidden=16, blocks=1, bounds=(-2.0, 2.0))
@@ -331,7 +331,8 @@ def test_dropout_is_active_only_with_a_key():
         lambda a: a + 0.5 * jax.random.normal(jax.random.key(2), a.shape), params
     )
     x = jnp.array([[0.1, -0.4], [1.0, 0.3]])
-    det = flow.log_prob_batch(params, x)
+    batch = jax.jit(flow.log_prob_batch)
+    det = batch(params, x)
     np.testing.assert_allclose(det, flow.log_prob(params, x), rtol=1e-6)
-    train = flow.log_prob_batch(params, x, None, jax.random.key(1))
+    train = batch(params, x, None, jax.random.key(1))
     assert not np.allclose(det, train)

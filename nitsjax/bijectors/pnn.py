@@ -21,9 +21,10 @@ logistics (locations ``b``, scales ``1/A``, weights ``w``) truncated to the inte
 with ``c > 0`` it is that mixture plus a uniform component.
 
 The density is an analytic forward-mode derivative carried in log space: ``log dh/dt``
-through each layer with ``log sigmoid'(z) = log_sigmoid(z) + log_sigmoid(-z)`` and
-``logsumexp`` over positive weights, so it never underflows in float32. The denominator is
-at least ``c``, so the normalisation is well conditioned.
+through each layer with ``log sigmoid'(z) = -|z| - 2 log1p(exp(-|z|))`` and max-shifted
+log-matrix-vector products over the positive weights, so it does not underflow in float32
+in the tails (a sigmoid 1000 units into saturation still has a finite log-slope). The
+denominator is at least ``c``, so the normalisation is well conditioned.
 
 A data interval ``[A, B]`` maps to the canonical one by ``t = (x - A) / (B - A)``.
 ``pnn_transformer`` packages this as a ``Transformer`` for autoregressive and coupling
@@ -78,13 +79,25 @@ def num_params(hidden: Sequence[int]) -> int:
     return n + widths[-1] + 1
 
 
-class PNNWeights(NamedTuple):
-    """``theta`` unpacked: per hidden layer ``log_a`` (out, in) and ``b`` (out,), and the
-    log mixture weights ``log_w`` (h_k,)."""
+class PNNLayer(NamedTuple):
+    """One hidden layer, constrained and pre-computed for repeated evaluation:
+    ``z = a @ h - shift`` with ``shift = b * mean(a, axis=1)``; for the log-space
+    derivative, ``a = exp(row_max)[:, None] * a_rel`` with ``max(a_rel) = 1`` per row."""
 
-    log_a: tuple
-    b: tuple
+    a: Array  # (out, in)
+    shift: Array  # (out,)
+    row_max: Array  # (out,) max_j log a_ij
+    a_rel: Array  # (out, in)
+
+
+class PNNWeights(NamedTuple):
+    """``theta`` unpacked: the hidden layers and the mixture weights of the last layer
+    (``w = exp(log_w)``, ``w_rel = exp(log_w - max log_w)``)."""
+
+    layers: tuple
     log_w: Array
+    w: Array
+    w_rel: Array
 
 
 def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
@@ -97,39 +110,55 @@ def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
             f"got shape {theta.shape}"
         )
     i = 0
-    log_a, b = [], []
+    layers = []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
         raw = theta[i : i + n_in * n_out].reshape(n_out, n_in)
         i += n_in * n_out
-        log_a.append(-jnp.maximum(raw, RAW_A_MIN))
-        b.append(theta[i : i + n_out])
+        b = theta[i : i + n_out]
         i += n_out
+        log_a = -jnp.maximum(raw, RAW_A_MIN)  # A = exp(-max(raw, -7)) <= e^7
+        a = jnp.exp(log_a)
+        row_max = jnp.max(log_a, axis=1)
+        layers.append(PNNLayer(a, b * jnp.mean(a, axis=1), row_max, jnp.exp(log_a - row_max[:, None])))
     raw_w = theta[i : i + widths[-1]]
     inv_temp = jnp.exp(-jnp.clip(theta[i + widths[-1]], -RAW_T_CLIP, RAW_T_CLIP))
-    return PNNWeights(tuple(log_a), tuple(b), jax.nn.log_softmax(raw_w * inv_temp))
+    log_w = jax.nn.log_softmax(raw_w * inv_temp)
+    w_rel = jnp.exp(log_w - jnp.max(log_w))
+    return PNNWeights(tuple(layers), log_w, jnp.exp(log_w), w_rel)
+
+
+def _log_matvec(a_rel: Array, row_max: Array, log_v: Array) -> Array:
+    """``log(A @ exp(log_v))`` for positive ``A = exp(row_max) * a_rel``, shifted so that
+    neither factor under- or overflows; a sum that still underflows (a unit whose slope is
+    below ~1e-38 of the largest) is floored at the smallest normal (finite gradients)."""
+    m = jnp.max(log_v)
+    s = a_rel @ jnp.exp(log_v - m)
+    return row_max + m + jnp.log(jnp.maximum(s, jnp.finfo(s.dtype).tiny))
 
 
 def _g(w: PNNWeights, t: Array, c: float, with_log_deriv: bool):
-    """``G(t)`` (and ``log G'(t)``) for scalar ``t``."""
+    """``G(t)`` (and ``log G'(t)``) for scalar ``t``, the derivative carried forward in log
+    space: ``log dh/dt = log sigmoid'(z) + log dz/dt`` with ``log sigmoid'(z) = -|z| -
+    2 log1p(exp(-|z|))``."""
     h = t[None]
     log_dh = jnp.zeros((1,), t.dtype)
-    for log_a, b in zip(w.log_a, w.b):
-        a = jnp.exp(log_a)
-        z = a @ h - b * jnp.mean(a, axis=1)
+    for layer in w.layers:
+        z = layer.a @ h - layer.shift
         h = jax.nn.sigmoid(z)
         if with_log_deriv:
-            log_dz = jax.nn.logsumexp(log_a + log_dh[None, :], axis=1)
-            log_dh = jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z) + log_dz
-    g = jnp.sum(jnp.exp(w.log_w) * h) + c * t
+            log_dz = _log_matvec(layer.a_rel, layer.row_max, log_dh)
+            abs_z = jnp.abs(z)
+            log_dh = log_dz - abs_z - 2.0 * jnp.log1p(jnp.exp(-abs_z))
+    g = jnp.dot(w.w, h) + c * t
     if not with_log_deriv:
         return g, None
-    log_dn = jax.nn.logsumexp(w.log_w + log_dh)
+    log_dn = _log_matvec(w.w_rel[None, :], jnp.max(w.log_w)[None], log_dh)[0]
     log_dg = jnp.logaddexp(log_dn, math.log(c)) if c > 0 else log_dn
     return g, log_dg
 
 
 class PreparedPNN(NamedTuple):
-    """Everything about one PNN that does not depend on ``t``: unpacked weights, ``G(0)``
+    """Everything about one PNN that does not depend on ``t``: constrained weights, ``G(0)``
     and ``log(G(1) - G(0))``. Built once per solve, reused at every iteration."""
 
     weights: PNNWeights
@@ -224,16 +253,20 @@ def inverse_cdf(
     *,
     solver: str = "newton",
     xtol: Optional[float] = None,
+    ftol: Optional[float] = None,
     max_iter: Optional[int] = None,
 ) -> Array:
     """``t`` in [0, 1] with ``F(t) = u`` (scalar ``u``, clipped to [0, 1]).
 
     Differentiable in ``theta`` and ``u`` by the implicit function theorem. ``xtol`` is on
     the canonical interval (default ``default_xtol(dtype)``); ``max_iter`` defaults to
-    ``ceil(log2(1 / xtol))`` (plus a small allowance for the hybrid solvers).
+    ``ceil(log2(1 / xtol))`` (plus a small allowance for the hybrid solvers). The hybrid
+    solvers also stop once ``|F(t) - u| <= ftol`` (default ``4 eps``: ``F`` itself is not
+    resolved more finely, and where the density is low no ``t`` does better).
     """
     dtype = u.dtype
     xtol = default_xtol(dtype) if xtol is None else float(xtol)
+    ftol = 4.0 * float(jnp.finfo(dtype).eps) if ftol is None else float(ftol)
     c = monotonic_const
     u = jnp.clip(u, 0.0, 1.0)
 
@@ -258,6 +291,7 @@ def inverse_cdf(
         method=solver,
         xtol=xtol,
         max_iter=max_iter if max_iter is not None else _max_iter(solver, xtol),
+        ftol=ftol,
         x0=u,  # F is near the identity at initialisation: the uniform guess
         evaluator=evaluator,
     )
