@@ -57,9 +57,9 @@ stage_mnist() {  # MNIST, MAF (5) / Real NVP (5) with one hidden layer of 256, 1
     train.patience=null train.schedule=cosine eval_batch_size=1000
 }
 
-stage_nits() {  # NITS last: two toys and two UCI tables, small conditioner
-  sweep toys_nits +experiment=toy_nits data=moons,checkerboard train.steps=1500
-  sweep tabular_nits +experiment=magic_nits,wine_white_nits train.steps=1000
+stage_nits() {  # NITS last: two toys and one UCI table, small conditioner
+  sweep toys_nits +experiment=toy_nits data=moons,checkerboard train.steps=1000
+  sweep tabular_nits +experiment=magic_nits train.steps=800
 }
 
 stage_report() {  # tables and figures from the run folders
