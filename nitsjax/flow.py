@@ -40,6 +40,8 @@ class Flow:
     name: str = "flow"
 
     def __post_init__(self):
+        object.__setattr__(self, "_init_jit", jax.jit(self._init_params))
+        object.__setattr__(self, "_data_init_jit", jax.jit(self._data_init_params))
         object.__setattr__(self, "_log_prob_jit", jax.jit(self.log_prob_batch))
         object.__setattr__(
             self, "_sample_jit", jax.jit(self.sample_batch, static_argnames=("n",))
@@ -53,12 +55,21 @@ class Flow:
         if x is not None and self.bijector.data_init is not None:  # checked before any work
             x = check_data(x, self.dim, "x")
             context = check_context(context, self.context_dim, x.shape[0], "context")
-        kb, kd = jax.random.split(key)
-        params = {"bijector": self.bijector.init(kb), "base": self.base.init(kd)}
+        if isinstance(key, jax.core.Tracer):  # inside a user's jit: no nested compile
+            params = self._init_params(key)
+        else:
+            params = self._init_jit(key)
         if x is not None and self.bijector.data_init is not None:
-            bij, _ = self.bijector.data_init(params["bijector"], jnp.asarray(x), context)
-            params = {"bijector": bij, "base": params["base"]}
+            params = self._data_init_jit(params, jnp.asarray(x), context)
         return params
+
+    def _init_params(self, key):
+        kb, kd = jax.random.split(key)
+        return {"bijector": self.bijector.init(kb), "base": self.base.init(kd)}
+
+    def _data_init_params(self, params, x, context):
+        bij, _ = self.bijector.data_init(params["bijector"], x, context)
+        return {"bijector": bij, "base": params["base"]}
 
     def log_prob_single(self, params, x, context=None, key=None):
         """log p(x) for one event ``x`` (dim,). Pure and traceable."""

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import collect
-from contract import check_all
+from contract import check_all, perturbed_params
 
 BIJECTORS = collect("BIJECTORS")
 FLOWS = collect("FLOWS")
@@ -24,16 +24,7 @@ def test_bijector_contract(case, dtype):
 def _flow_params(case):
     """A flow and its fresh params moved off the identity, so the checks mean something."""
     flow = case.make()
-    params = flow.init(jax.random.key(0))
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(5), max(len(leaves), 1))
-    leaves = [
-        a + 0.1 * jax.random.normal(k, a.shape, a.dtype)
-        if jnp.issubdtype(a.dtype, jnp.floating)
-        else a
-        for a, k in zip(leaves, keys)
-    ]
-    return flow, jax.tree_util.tree_unflatten(tree, leaves)
+    return flow, perturbed_params(flow, jax.random.key(0), 0.1)
 
 
 def _context(flow, n, key=jax.random.key(7)):
