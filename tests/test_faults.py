@@ -4,9 +4,9 @@ A small script calls ``nitsjax.fit`` with a ``checkpoint_dir`` in a subprocess. 
 SIGKILLs it while the checkpoint of the step it just reported is being written, runs the
 same command again, SIGTERMs that (it must checkpoint and exit cleanly: status 130, a
 message, no traceback), runs it a third time, and requires the result to be bitwise the
-params of an uninterrupted run. ``nitsjax train`` is killed and rerun the same way (slow). The same seed and config
-give bitwise-identical params in two processes. A full disk or an unwritable output folder
-is reported before any training.
+params of an uninterrupted run. ``nitsjax train`` is killed and rerun the same way
+(slow). The same seed and config give bitwise-identical params in two processes. A full
+disk or an unwritable output folder is reported before any training.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _leaves(path):
 def _bitwise_equal(a, b) -> bool:
     return len(a) == len(b) and all(
         x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
-        for x, y in zip(a, b)
+        for x, y in zip(a, b, strict=True)
     )
 
 
@@ -188,7 +188,8 @@ def test_cli_train_killed_then_rerun_resumes(tmp_path):
     def run_dir(name):
         return tmp_path / name
 
-    ref = _start(None, None, tmp_path / "ref.out", cmd=[*nitsjax, f"hydra.run.dir={run_dir('ref')}"])
+    ref = _start(None, None, tmp_path / "ref.out",
+                 cmd=[*nitsjax, f"hydra.run.dir={run_dir('ref')}"])
     assert _finish(ref)[0] == 0
     cmd = [*nitsjax, f"hydra.run.dir={run_dir('killed')}"]
     p = _start(None, None, tmp_path / "killed.out", cmd=cmd)

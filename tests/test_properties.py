@@ -66,7 +66,7 @@ def _value(case):
     return st.one_of(inside, large, st.sampled_from(SPECIAL))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(index: int):
     """(bijector, jitted probe) of case ``index``; the probe maps (params, x, c) to every
     quantity checked, for a batch of rows."""
@@ -111,7 +111,7 @@ def check_case(index, params, x, c):
         assert not bad.size, f"{name} not finite for rows {x[bad]} (case {BIJECTORS[index]})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _param_maker(index: int):
     """Jitted ``(key, scale) -> init(key) + scale * noise`` for case ``index``, compiled
     once (the scale is traced, so every example reuses it)."""
@@ -124,7 +124,7 @@ def _param_maker(index: int):
         keys = jax.random.split(jax.random.fold_in(key, 1), max(len(leaves), 1))
         new = [leaf + (scale * jax.random.normal(k, leaf.shape, leaf.dtype)).astype(leaf.dtype)
                if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
-               for leaf, k in zip(leaves, keys)]
+               for leaf, k in zip(leaves, keys, strict=True)]
         return jax.tree_util.tree_unflatten(tree, new)
 
     return make

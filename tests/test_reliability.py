@@ -54,7 +54,8 @@ def _bad_x(kind, d):
     inf[2, d - 1] = -np.inf
     table = {
         "rank1": (np.zeros(d, f32), ValueError,
-                  rf"x: expected shape \(n, {d}\), got \({d},\); a single event needs x\[None, :\]"),
+                  rf"x: expected shape \(n, {d}\), got \({d},\); "
+                  r"a single event needs x\[None, :\]"),
         "rank3": (np.zeros((2, 3, d), f32), ValueError,
                   rf"x: expected shape \(n, {d}\), got \(2, 3, {d}\)"),
         "scalar": (f32(1.0), ValueError, rf"x: expected shape \(n, {d}\), got \(\)"),
@@ -65,14 +66,16 @@ def _bad_x(kind, d):
         "nan": (nan, ValueError,
                 r"x: 1 non-finite value\(s\) \(NaN or inf\), first at index \(1, 0\) = nan"),
         "inf": (inf, ValueError,
-                rf"x: 1 non-finite value\(s\) \(NaN or inf\), first at index \(2, {d - 1}\) = -inf"),
+                rf"x: 1 non-finite value\(s\) \(NaN or inf\), "
+                rf"first at index \(2, {d - 1}\) = -inf"),
         "int": (np.ones((4, d), np.int64), TypeError,
                 r"x: expected a floating-point array, got dtype int64 \(cast with .*dequantised"),
         "bool": (np.ones((4, d), bool), TypeError,
                  r"x: expected a floating-point array, got dtype bool"),
         "object": (np.array([[object()] * d] * 2, dtype=object), TypeError,
                    r"x: expected a floating-point array, got dtype object"),
-        "strings": ([["1.0"] * d] * 2, TypeError, r"x: expected a floating-point array, got dtype <U3"),
+        "strings": ([["1.0"] * d] * 2, TypeError,
+                    r"x: expected a floating-point array, got dtype <U3"),
         "jax_int": (jnp.ones((4, d), jnp.int32), TypeError,
                     r"x: expected a floating-point array, got dtype int32"),
     }
@@ -128,11 +131,14 @@ def test_context_errors(case):
             with pytest.raises(exc, match=pattern):
                 flow.log_prob(None, x, ctx)
         # sample: context (k,) is shared by all samples, (n, k) is per sample
-        with pytest.raises(ValueError, match=rf"context: this flow is conditional \(context_dim={k}\)"):
+        conditional = rf"context: this flow is conditional \(context_dim={k}\)"
+        with pytest.raises(ValueError, match=conditional):
             flow.sample(None, jax.random.key(0), 4)
-        with pytest.raises(ValueError, match=rf"context: expected shape \(4, {k}\), got \(4, {k + 1}\)"):
+        wide = rf"context: expected shape \(4, {k}\), got \(4, {k + 1}\)"
+        with pytest.raises(ValueError, match=wide):
             flow.sample(None, jax.random.key(0), 4, np.zeros(k + 1, np.float32))
-        with pytest.raises(ValueError, match=rf"context: expected shape \(4, {k}\), got \(3, {k}\)"):
+        short = rf"context: expected shape \(4, {k}\), got \(3, {k}\)"
+        with pytest.raises(ValueError, match=short):
             flow.sample(None, jax.random.key(0), 4, np.zeros((3, k), np.float32))
         with pytest.raises(ValueError, match="context: 1 non-finite"):
             flow.sample(None, jax.random.key(0), 4, bad_nan)
@@ -146,12 +152,14 @@ def test_sample_and_init_refuse_bad_n_and_keys(case):
     ctx = None if flow.context_dim is None else np.zeros(flow.context_dim, np.float32)
     key = jax.random.key(0)
     for n in (0, -3, 2.5, True, "10", None, np.float32(4)):
-        with pytest.raises(ValueError, match=rf"n: expected an integer >= 1, got {re.escape(repr(n))}"):
+        expected = rf"n: expected an integer >= 1, got {re.escape(repr(n))}"
+        with pytest.raises(ValueError, match=expected):
             flow.sample(None, key, n, ctx)
         with pytest.raises(ValueError, match="n: expected an integer >= 1"):
             flow.sample_and_log_prob(None, key, n, ctx)
     for bad_key in (0, np.zeros(2, np.uint32), "seed", None, jnp.zeros(3, jnp.uint32)):
-        with pytest.raises(TypeError, match=r"key: expected a PRNG key such as jax.random.key\(0\), got"):
+        key_msg = r"key: expected a PRNG key such as jax.random.key\(0\), got"
+        with pytest.raises(TypeError, match=key_msg):
             flow.sample(None, bad_key, 4, ctx)
         with pytest.raises(TypeError, match="key: expected a PRNG key"):
             flow.init(bad_key)
@@ -202,7 +210,8 @@ CONSTRUCTOR_ERRORS = [
     (maf, dict(dim=2, hidden=()), r"hidden: expected at least one hidden layer width, got \(\)"),
     (maf, dict(dim=2, context_dim=0), r"context_dim: expected an integer >= 1, got 0"),
     (maf, dict(dim=2, dropout=1.0), r"dropout: expected 0 <= dropout < 1, got 1.0"),
-    (maf, dict(dim=2, degrees="radnom"), r"degrees: expected 'sequential' or 'random', got 'radnom'"),
+    (maf, dict(dim=2, degrees="radnom"),
+     r"degrees: expected 'sequential' or 'random', got 'radnom'"),
     (maf, dict(dim=2, residual=True, hidden=(8, 16)), r"hidden: residual=True needs equal hidden"),
     (maf, dict(dim=2, linear="full"), r"linear: expected one of"),
     (iaf, dict(dim=2, layers=-1), r"layers: expected an integer >= 1, got -1"),
@@ -219,7 +228,8 @@ CONSTRUCTOR_ERRORS = [
     (nits, dict(dim=2, bounds=(1.0, 1.0)), r"bounds: expected A < B in every dimension, "
                                           r"dimension 0 has A=1.0, B=1.0"),
     (nits, dict(dim=2, bounds=(2.0, 1.0)), r"bounds: expected A < B.*A=2.0, B=1.0"),
-    (nits, dict(dim=2, bounds=([0.0, 0.0], [1.0, -1.0])), r"bounds: .*dimension 1 has A=0.0, B=-1.0"),
+    (nits, dict(dim=2, bounds=([0.0, 0.0], [1.0, -1.0])),
+     r"bounds: .*dimension 1 has A=0.0, B=-1.0"),
     (nits, dict(dim=2, bounds=(0.0, float("inf"))), r"bounds: expected finite bounds"),
     (nits, dict(dim=2, arch=(-3,)), r"arch: expected a non-empty sequence of positive ints"),
     (nits, dict(dim=2, arch=()), r"arch: expected a non-empty sequence of positive ints"),
@@ -229,7 +239,8 @@ CONSTRUCTOR_ERRORS = [
     (nits, dict(dim=2, squash_scale=0.0), r"squash_scale: expected finite values > 0, got 0.0"),
     (nits, dict(dim=2, out_of_support="clip"), r"out_of_support: expected 'error' or '-inf'"),
     (rational_quadratic_transformer, dict(bins=1), r"bins: expected an integer >= 2, got 1"),
-    (rational_quadratic_transformer, dict(bins=4, bound=-2.0), r"bound: expected a finite number > 0"),
+    (rational_quadratic_transformer, dict(bins=4, bound=-2.0),
+     r"bound: expected a finite number > 0"),
     (lambda **kw: stack(realnvp(2, layers=1, hidden=(4,)).bijector, **kw), dict(num=0),
      r"stack\(\) needs num >= 1 layers, got num=0"),
     (lambda **kw: chain(**kw), dict(bijectors=[]), r"chain\(\) needs at least one bijector"),
@@ -238,7 +249,8 @@ CONSTRUCTOR_ERRORS = [
 
 @pytest.mark.parametrize(
     "ctor, kwargs, pattern", CONSTRUCTOR_ERRORS,
-    ids=[f"{getattr(c, '__name__', 'f')}-{'-'.join(map(str, k))}" for c, k, _ in CONSTRUCTOR_ERRORS],
+    ids=[f"{getattr(c, '__name__', 'f')}-{'-'.join(map(str, k))}"
+         for c, k, _ in CONSTRUCTOR_ERRORS],
 )
 def test_constructor_hyperparameters(ctor, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -255,18 +267,23 @@ def small():
 
 FIT_ERRORS = [
     (dict(flow="maf"), TypeError, r"flow: expected a nitsjax Flow, got str"),
-    (dict(train=np.zeros((64, 2), np.int64)), TypeError, r"train: expected a floating-point array, got dtype int64"),
+    (dict(train=np.zeros((64, 2), np.int64)), TypeError,
+     r"train: expected a floating-point array, got dtype int64"),
     (dict(train=np.zeros((0, 2), np.float32)), ValueError, r"train: expected at least one row"),
-    (dict(train=np.zeros(64, np.float32)), ValueError, r"train: expected shape \(n, 2\), got \(64,\)"),
+    (dict(train=np.zeros(64, np.float32)), ValueError,
+     r"train: expected shape \(n, 2\), got \(64,\)"),
     (dict(train=np.full((64, 2), np.inf, np.float32)), ValueError, r"train: 128 non-finite"),
     (dict(train=np.zeros((10, 2), np.float32)), ValueError,
      r"batch_size: 32 is larger than the number of training rows n=10; pass batch_size <= 10"),
-    (dict(val=np.zeros((8, 3), np.float32)), ValueError, r"val: expected shape \(n, 2\), got \(8, 3\)"),
-    (dict(val=np.zeros((8, 2), np.float16).astype(object)), TypeError, r"val: expected a floating-point array"),
+    (dict(val=np.zeros((8, 3), np.float32)), ValueError,
+     r"val: expected shape \(n, 2\), got \(8, 3\)"),
+    (dict(val=np.zeros((8, 2), np.float16).astype(object)), TypeError,
+     r"val: expected a floating-point array"),
     (dict(val_context=np.zeros((8, 1), np.float32)), ValueError, r"val_context: given without val"),
     (dict(batch_size=0), ValueError, r"batch_size: expected an integer >= 1, got 0"),
     (dict(steps=2.5), ValueError, r"steps: expected an integer >= 1, got 2.5"),
-    (dict(learning_rate=float("nan")), ValueError, r"learning_rate: expected a finite number, got nan"),
+    (dict(learning_rate=float("nan")), ValueError,
+     r"learning_rate: expected a finite number, got nan"),
     (dict(clip_norm=0.0), ValueError, r"clip_norm: expected a number > 0.0, got 0.0"),
     (dict(key=42), TypeError, r"key: expected a PRNG key"),
     (dict(loss="nll"), TypeError, r"loss: expected a callable"),
@@ -295,7 +312,8 @@ def _perturbed(flow, scale=0.3):
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.key(1), len(leaves))
     leaves = [a + scale * jax.random.normal(k, a.shape, a.dtype)
-              if jnp.issubdtype(a.dtype, jnp.floating) else a for a, k in zip(leaves, keys)]
+              if jnp.issubdtype(a.dtype, jnp.floating) else a
+              for a, k in zip(leaves, keys, strict=True)]
     return jax.tree_util.tree_unflatten(tree, leaves)
 
 
@@ -364,7 +382,8 @@ CONFIG_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("text, key, extra", CONFIG_ERRORS, ids=["unknown_key", "wrong_type", "wrong_list"])
+@pytest.mark.parametrize("text, key, extra", CONFIG_ERRORS,
+                         ids=["unknown_key", "wrong_type", "wrong_list"])
 def test_user_config_file_errors_name_key_and_file(tmp_path, capsys, text, key, extra):
     cfg_dir = _user_configs(tmp_path, {"model/mine.yaml": text})
     out = tmp_path / "never"
@@ -450,7 +469,8 @@ def _write(tmp_path, kind):
     if kind == "wrong_shape":
         p = tmp_path / "w.npy"
         np.save(p, np.zeros((4, 3, 2), np.float32))
-        return p, lambda: nd.load_file(p), nd.DataFormatError, [r"expected a 2-D table \(n, d\), got shape \(4, 3, 2\)"]
+        return (p, lambda: nd.load_file(p), nd.DataFormatError,
+                [r"expected a 2-D table \(n, d\), got shape \(4, 3, 2\)"])
     if kind == "power_wrong_width":
         p = tmp_path / "power" / "data.npy"
         p.parent.mkdir()
@@ -571,7 +591,8 @@ def test_nothing_unpickles_without_an_opt_in():
             seen.add((rel, func))
             guard = funcs[ALLOWED[(rel, func)]]
             calls = {_dotted(n.func) for n in ast.walk(guard) if isinstance(n, ast.Call)}
-            assert "pickle_allowed" in calls, f"{rel}: {ALLOWED[(rel, func)]} does not check the opt-in"
+            assert "pickle_allowed" in calls, (
+                f"{rel}: {ALLOWED[(rel, func)]} does not check the opt-in")
             if ALLOWED[(rel, func)] != func:  # the unguarded reader is called from the guard only
                 callers = {f for f, node in funcs.items()
                            if any(_dotted(n.func) == func for n in ast.walk(node)
@@ -584,6 +605,7 @@ def test_nothing_unpickles_without_an_opt_in():
         for n in ast.walk(tree):
             if isinstance(n, ast.Call) and _dotted(n.func) in ("np.load", "numpy.load"):
                 kw = {k.arg: k.value for k in n.keywords}
-                assert "allow_pickle" in kw and isinstance(kw["allow_pickle"], ast.Constant) \
-                    and kw["allow_pickle"].value is False, f"{rel}:{n.lineno}: np.load without allow_pickle=False"
+                flag = kw.get("allow_pickle")
+                assert isinstance(flag, ast.Constant) and flag.value is False, (
+                    f"{rel}:{n.lineno}: np.load without allow_pickle=False")
     assert seen == set(ALLOWED), f"stale audit entries: {set(ALLOWED) - seen}"

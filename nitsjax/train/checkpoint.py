@@ -27,7 +27,6 @@ import orbax.checkpoint as ocp
 
 from nitsjax.train.history import History
 
-
 #: ``check_writable`` refuses a folder with less free space than this (bytes); override
 #: with the environment variable ``NITSJAX_MIN_FREE_MB``.
 MIN_FREE_BYTES = 50 * 2**20
