@@ -124,7 +124,7 @@ def _param_maker(index: int):
         keys = jax.random.split(jax.random.fold_in(key, 1), max(len(leaves), 1))
         new = [leaf + (scale * jax.random.normal(k, leaf.shape, leaf.dtype)).astype(leaf.dtype)
                if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
-               for leaf, k in zip(leaves, keys, strict=True)]
+               for leaf, k in zip(leaves, keys[: len(leaves)], strict=True)]
         return jax.tree_util.tree_unflatten(tree, new)
 
     return make
