@@ -136,13 +136,7 @@ def _params(index, seed, scale):
 
 #: Known defects the property finds (strict xfail: the test fails once they are fixed,
 #: so the entry is removed then).
-KNOWN = {
-    "maf_layer_gated_context": (
-        "gated affine transformer (bijectors/affine.py): with a large conditioner output "
-        "(context ~100) the gate sigmoid(g) underflows to 0 in float32, so the inverse "
-        "divides by 0 and returns inf; fix: softly bound g as the affine log-scale is"
-    ),
-}
+KNOWN: dict = {}
 #: Compile-heavy cases (root finding, PNN): run with the slow tests.
 SLOW = ("nits_", "pnn_")
 

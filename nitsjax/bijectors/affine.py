@@ -39,18 +39,24 @@ def affine_transformer() -> Transformer:
 
 
 GATE_INIT = 3.0  # sigmoid(3) = 0.95: a fresh gated layer is close to the identity
+GATE_BOUND = 8.0  # the gate logit is softly bounded: s >= sigmoid(-8) = 3e-4, never 0
+
+
+def _gate(raw):
+    return GATE_BOUND * jnp.tanh(raw / GATE_BOUND)
 
 
 def gated_affine_transformer() -> Transformer:
-    """theta = (m, raw_gate); y = s x + (1 - s) m, s = sigmoid(raw_gate), log dy/dx = log s."""
+    """theta = (m, raw_gate); y = s x + (1 - s) m, s = sigmoid(g), log dy/dx = log s, with
+    g = 8 tanh(raw_gate / 8) so the inverse's 1 / s stays finite for any raw_gate."""
 
     def forward(theta, x):
-        m, g = theta[0], theta[1]
+        m, g = theta[0], _gate(theta[1])
         s = jax.nn.sigmoid(g)
         return s * x + (1 - s) * m, jax.nn.log_sigmoid(g)
 
     def inverse(theta, y):
-        m, g = theta[0], theta[1]
+        m, g = theta[0], _gate(theta[1])
         s = jax.nn.sigmoid(g)
         return (y - (1 - s) * m) / s, -jax.nn.log_sigmoid(g)
 
