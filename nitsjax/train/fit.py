@@ -51,6 +51,7 @@ import numpy as np
 import optax
 
 from nitsjax.flow import Flow
+from nitsjax.train import sharding
 from nitsjax.train.checkpoint import Checkpointer, check_writable
 from nitsjax.train.history import History
 from nitsjax.train.losses import nll
@@ -98,12 +99,31 @@ class _Carry(NamedTuple):
     skipped: Array  # int32: skipped steps in total
 
 
-def _optimizer(hp) -> optax.GradientTransformation:
+import os
+_CLIP_MODE = os.environ.get("NJ_CLIP", "cond")
+def _clip_if_finite(max_norm) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm(max_norm)`` when ``max_norm`` is finite, else nothing:
+    a ``lax.cond`` on the (traced) threshold, so turning clipping on or off does not
+    recompile and an infinite threshold (``clip_norm=None``) costs no gradient norm."""
+    clip = optax.clip_by_global_norm(max_norm)
+
+    def update(updates, state, params=None):
+        del params
+        if _CLIP_MODE == "always":
+            return clip.update(updates, state)
+        return jax.lax.cond(jnp.isfinite(max_norm), lambda u: clip.update(u, state)[0],
+                            lambda u: u, updates), state
+
+    return optax.GradientTransformation(clip.init, update)
+
+
+def _optimizer(hp, clip: bool = True) -> optax.GradientTransformation:
     """Clip by global norm, Adam moments, decoupled weight decay; lr applied separately.
 
-    ``hp`` values may be tracers: the state structure does not depend on them."""
+    ``hp`` values may be tracers: the state structure does not depend on them. ``clip``
+    (static) False leaves out the clipping step (its state is empty either way)."""
     return optax.chain(
-        optax.clip_by_global_norm(hp["clip_norm"]),
+        _clip_if_finite(hp["clip_norm"]) if clip else optax.identity(),
         optax.scale_by_adam(),
         optax.add_decayed_weights(hp["weight_decay"]),
     )
@@ -136,25 +156,60 @@ def _select(ok, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def _train_period(flow, loss, num_steps, batch_size, use_ema, carry, hp, data, key):
-    """``num_steps`` optimisation steps in one ``lax.scan``; returns (carry, metrics)."""
+#: Above this many int32 entries, the period's permutations are drawn one epoch at a time
+#: inside the scan instead of all at once before it (bounds memory for huge ``n``).
+_MAX_PRECOMPUTED_INDICES = 1 << 24
+
+
+def _permutation(k_shuffle, epoch, n):
+    """The row order of ``epoch``: a pure function of the shuffle key and the epoch."""
+    return jax.random.permutation(jax.random.fold_in(k_shuffle, epoch), n)
+
+
+def _period_indices(k_shuffle, start, n, per_epoch, batch_size, num_steps):
+    """Row indices ``(num_steps, batch_size)`` of the minibatches of steps ``start, ...,
+    start + num_steps - 1``: step ``s`` takes slice ``s % per_epoch`` of the permutation of
+    epoch ``s // per_epoch``. The (at most ``(num_steps - 1) // per_epoch + 2``) epochs a
+    period touches are drawn together, outside the step loop."""
+    n_epochs = (num_steps - 1) // per_epoch + 2
+    e0 = start // per_epoch
+    perms = jax.vmap(lambda e: _permutation(k_shuffle, e, n))(e0 + jnp.arange(n_epochs))
+    steps = start + jnp.arange(num_steps, dtype=start.dtype)
+    cols = (steps % per_epoch)[:, None] * batch_size + jnp.arange(batch_size)
+    return perms[(steps // per_epoch - e0)[:, None], cols]
+
+
+def _train_period(flow, loss, num_steps, batch_size, use_ema, carry, hp, data, key,
+                  clip=True, mesh=None, n=None):
+    """``num_steps`` optimisation steps in one ``lax.scan``; returns (carry, metrics).
+
+    ``clip`` (static) switches gradient clipping on. With a ``mesh`` (data parallel,
+    ``nitsjax.train.sharding``) the rows of ``data`` are sharded over its ``"data"`` axis
+    (padded: ``n`` is the number of real rows), each minibatch is gathered sharded along
+    its batch axis and params stay replicated; GSPMD adds the gradient all-reduce."""
     x, ctx = data
-    n = x.shape[0]
+    n = x.shape[0] if n is None else n
     per_epoch = n // batch_size
     k_shuffle, k_dropout = jax.random.split(key)
-    tx = _optimizer(hp)
+    tx = _optimizer(hp, clip)
+    precompute = os.environ.get("NJ_PERM", "pre") == "pre" and ((num_steps - 1) // per_epoch + 2) * n <= _MAX_PRECOMPUTED_INDICES
 
-    def permutation(step):
-        return jax.random.permutation(jax.random.fold_in(k_shuffle, step // per_epoch), n)
+    def take(a, idx):
+        if a is None:
+            return None
+        if mesh is None:
+            return jnp.take(a, idx, axis=0)
+        return sharding.gather_rows(a, idx, mesh)
 
-    def body(state, _):
+    def body(state, idx):
         c, perm = state
         step = c.step
-        j = step % per_epoch
-        perm = jax.lax.cond(j == 0, lambda: permutation(step), lambda: perm)
-        idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
-        xb = jnp.take(x, idx, axis=0)
-        cb = None if ctx is None else jnp.take(ctx, idx, axis=0)
+        if not precompute:
+            j = step % per_epoch
+            perm = jax.lax.cond(j == 0, lambda: _permutation(k_shuffle, step // per_epoch, n),
+                                lambda: perm)
+            idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
+        xb, cb = take(x, idx), take(ctx, idx)
         k_step = jax.random.fold_in(k_dropout, step)
         value, grads = jax.value_and_grad(lambda p: loss(flow, p, xb, cb, k_step))(c.params)
         updates, opt_new = tx.update(grads, c.opt_state, c.params)
@@ -176,8 +231,14 @@ def _train_period(flow, loss, num_steps, batch_size, use_ema, carry, hp, data, k
         c = _Carry(params, opt_state, ema, step + 1, consecutive, skipped)
         return (c, perm), (value, ok, consecutive, lr)
 
+    if precompute:
+        idx_all = _period_indices(k_shuffle, carry.step, n, per_epoch, batch_size, num_steps)
+        init = (carry, ())
+    else:
+        idx_all = None
+        init = (carry, _permutation(k_shuffle, carry.step // per_epoch, n))
     (carry, _), (values, oks, runs, lrs) = jax.lax.scan(
-        body, (carry, permutation(carry.step)), None, length=num_steps
+        body, init, idx_all, length=num_steps
     )
     good = jnp.sum(oks)
     train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
@@ -200,7 +261,7 @@ def _initial_carry(params, hp, use_ema):
 
 _train_period_jit = jax.jit(
     _train_period,
-    static_argnames=("flow", "loss", "num_steps", "batch_size", "use_ema"),
+    static_argnames=("flow", "loss", "num_steps", "batch_size", "use_ema", "clip", "mesh", "n"),
 )
 
 
@@ -314,6 +375,7 @@ def fit(
     loss: Callable = nll,
     callback: Callable[[dict], Any] | None = None,
     progress: bool = True,
+    data_parallel: bool | int = False,
 ):
     """Train ``flow`` from ``params`` by minimising ``loss`` (default: mean NLL).
 
@@ -355,6 +417,14 @@ def fit(
       callback: called with each history record (before it is checkpointed); returning
         ``True`` stops training (``history.stopped == "callback"``).
       progress: show a tqdm progress bar.
+      data_parallel: ``True`` trains data-parallel on all devices of ``jax.devices()``
+        (after ``jax.distributed.initialize()``: those of every process), an int ``k`` on
+        the first ``k`` of them; ``False`` (default) on the default device. The training
+        rows are sharded over a ``"data"`` mesh axis, each minibatch is split along its
+        batch axis (``batch_size`` must be divisible by the device count), params and
+        optimiser state are replicated (``nitsjax.train.sharding``). Same minibatches and
+        results as one device up to the order of floating-point sums; checkpoints are
+        interchangeable between the two.
 
     Returns:
       ``(params, history)``: the trained (best, or EMA) params and a ``History``.
@@ -410,6 +480,16 @@ def fit(
         val_context = check_context(val_context, flow.context_dim, val.shape[0], "val_context")
     if patience is not None:
         patience = check_positive_int(patience, "patience")
+    devices = sharding.resolve_devices(data_parallel)
+    mesh = None
+    if devices is not None:
+        mesh = sharding.data_mesh(devices)
+        if batch_size % len(devices):
+            raise ValueError(
+                f"batch_size: data_parallel over {len(devices)} devices needs a batch size "
+                f"divisible by {len(devices)}, got {batch_size}; pass e.g. batch_size="
+                f"{max(len(devices), batch_size - batch_size % len(devices))}"
+            )
     ckpt = Checkpointer(check_writable(checkpoint_dir)) if checkpoint_dir is not None else None
 
     # ---------------------------------------------------------- device state
@@ -425,12 +505,25 @@ def fit(
         "weight_decay": f32(weight_decay),
         "ema_decay": f32(0.0 if ema_decay is None else ema_decay),
     }
-    data = (jnp.asarray(train), None if context is None else jnp.asarray(context))
+    if mesh is None:
+        data = (jnp.asarray(train), None if context is None else jnp.asarray(context))
+    else:
+        ndev = len(devices)
+        data = tuple(None if a is None else sharding.put_rows(sharding.pad_rows(a, ndev), mesh)
+                     for a in (train, context))
+        params = sharding.replicate(params, mesh)
     if val is not None:
         eb = min(eval_batch_size, val.shape[0])
+        if mesh is not None:  # evaluation batches split over the devices too
+            eb = -(-eb // len(devices)) * len(devices)
         val_data = _pad_batches(val, val_context, eb)
+        if mesh is not None:
+            val_data = tuple(None if a is None else sharding.put_rows(np.asarray(a), mesh, 1)
+                             for a in val_data)
 
     carry = _initial_carry(params, hp, use_ema=use_ema)
+    if mesh is not None:
+        carry = sharding.replicate(carry, mesh)
     history = History()
     best_params = None
     best_val, bad_evals, elapsed_before = math.inf, 0, 0.0
@@ -479,6 +572,8 @@ def fit(
             history = History.from_json(meta["history"])
             best_val = math.inf if meta["best_val"] is None else meta["best_val"]
             best_params = state["best_params"] if history.best_step is not None else None
+            if mesh is not None:
+                carry, best_params = sharding.replicate((carry, best_params), mesh)
             bad_evals = meta["bad_evals"]
             elapsed_before = meta["elapsed"]
             log.info("fit: resuming from step %d in %s", meta["step"], ckpt.directory)
@@ -524,6 +619,7 @@ def fit(
                 carry, m = _train_period_jit(
                     flow=flow, loss=loss, num_steps=num, batch_size=batch_size,
                     use_ema=use_ema, carry=carry, hp=hp, data=data, key=key,
+                    clip=_CLIP_MODE != "static" or clip_norm is not None, mesh=mesh, n=None if mesh is None else n,
                 )
                 m = jax.device_get(m)
                 step += num
