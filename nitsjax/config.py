@@ -251,6 +251,7 @@ class TrainConfig:
     min_delta: float = 0.0
     restore_best: bool = True
     progress: bool = True
+    data_parallel: bool = False  # train over all jax.devices() (nitsjax.train.sharding)
 
 
 @dataclass
