@@ -135,3 +135,86 @@ def test_data_parallel_checkpoints_resume(result):
 def test_batch_size_must_divide_by_device_count(result):
     msg = result["bad_batch"]
     assert msg is not None and "batch_size" in msg and "divisible by 4" in msg and "66" in msg
+
+
+# ------------------------------------------------------------- two processes, one mesh
+MULTI = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+    pid, port, ckdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
+                               process_id=pid)
+    import numpy as np
+    from nitsjax.flows.affine import maf
+    from nitsjax.train.fit import fit
+
+    assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)
+    flow = maf(3, layers=2, hidden=(16, 16))
+    params0 = flow.init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(502, 3)).astype(np.float32)
+    kw = dict(key=jax.random.key(1), steps=20, batch_size=32, learning_rate=3e-3,
+              eval_every=10, progress=False)
+    mode = sys.argv[4]
+    if mode == "single":
+        p, h = fit(flow, params0, x, x[:100], **kw)
+    else:  # data parallel over both processes, checkpointed at step 10, then resumed
+        fit(flow, params0, x, x[:100], checkpoint_dir=ckdir, data_parallel=True,
+            **dict(kw, steps=10))
+        p, h = fit(flow, params0, x, x[:100], checkpoint_dir=ckdir, data_parallel=True, **kw)
+    leaves = [np.asarray(a).tolist() for a in jax.tree_util.tree_leaves(p)]
+    print("RESULT " + json.dumps({"train": h["train_nll"], "val": h["val_nll"],
+                                  "params": leaves}))
+    """
+)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_device(tmp_path):
+    """``jax.distributed.initialize`` with 2 processes x 2 CPU devices: one mesh of 4
+    devices, a shared checkpoint folder, resume; same losses and params as one device."""
+    import numpy as np
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    port = str(_free_port())
+    procs = [
+        subprocess.Popen([sys.executable, "-c", MULTI, str(pid), port, str(tmp_path / "ck"),
+                          "dp"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=root)
+        for pid in (0, 1)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=240)
+            assert p.returncode == 0, err[-4000:]
+            outs.append(json.loads(out.split("RESULT ")[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    env1 = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    single = subprocess.run(
+        [sys.executable, "-c", MULTI.replace("jax.distributed.initialize", "(lambda **k: 0)")
+         .replace("(2, 4, 2)", "(1, 4, 4)"), "0", port, "-", "single"],
+        env=env1, capture_output=True, text=True, timeout=240, cwd=root,
+    )
+    assert single.returncode == 0, single.stderr[-4000:]
+    ref = json.loads(single.stdout.split("RESULT ")[-1])
+    assert outs[0] == outs[1]  # both processes hold the same replicated result
+    for key in ("train", "val"):
+        np.testing.assert_allclose(outs[0][key], ref[key], rtol=1e-5)
+    for a, b in zip(outs[0]["params"], ref["params"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -511,7 +511,7 @@ def fit(
         ndev = len(devices)
         data = tuple(None if a is None else sharding.put_rows(sharding.pad_rows(a, ndev), mesh)
                      for a in (train, context))
-        params = sharding.replicate(params, mesh)
+        params, hp, key = sharding.replicate((params, hp, key), mesh)
     if val is not None:
         eb = min(eval_batch_size, val.shape[0])
         if mesh is not None:  # evaluation batches split over the devices too
@@ -573,7 +573,7 @@ def fit(
             best_val = math.inf if meta["best_val"] is None else meta["best_val"]
             best_params = state["best_params"] if history.best_step is not None else None
             if mesh is not None:
-                carry, best_params = sharding.replicate((carry, best_params), mesh)
+                carry, best_params, key = sharding.replicate((carry, best_params, key), mesh)
             bad_evals = meta["bad_evals"]
             elapsed_before = meta["elapsed"]
             log.info("fit: resuming from step %d in %s", meta["step"], ckpt.directory)

@@ -101,7 +101,10 @@ def replicate(tree, mesh: Mesh):
                 put(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf)
             )
         if isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
-            return jax.device_put(leaf, sharding)
+            if jax.process_count() == 1:
+                return jax.device_put(leaf, sharding)
+            host = np.asarray(leaf)  # every process holds the same value
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
         return leaf
 
     return jax.tree_util.tree_map(put, tree)
