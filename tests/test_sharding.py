@@ -91,7 +91,8 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+    flag = "--xla_force_host_platform_device_count=4"
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flag).strip()
     env["JAX_PLATFORMS"] = "cpu"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -218,3 +219,4 @@ def test_two_processes_train_like_one_device(tmp_path):
         np.testing.assert_allclose(outs[0][key], ref[key], rtol=1e-5)
     for a, b in zip(outs[0]["params"], ref["params"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
