@@ -50,7 +50,7 @@ def test_flow_sample_matches_log_prob(case):
 def test_flow_density_integrates_to_one(case):
     """Grid integral of exp(log_prob) over a box holding (almost) all the mass is 1 +- 1%."""
     flow, params = _flow_params(case)
-    m = 600
+    m = 400
     g = np.linspace(case.low, case.high, m)
     xx, yy = np.meshgrid(g, g)
     pts = np.stack([xx.ravel(), yy.ravel()], -1).astype(np.float32)
