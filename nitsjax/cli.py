@@ -67,6 +67,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if os.environ.get("NITSJAX_DISTRIBUTED") == "1":
+        import jax
+
+        jax.distributed.initialize()  # multi-host: one process per host, see README
     try:
         cfg_dir = config_dir()
         preflight(command, rest, cfg_dir)
