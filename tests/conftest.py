@@ -1,12 +1,20 @@
 """Shared pytest setup: the generic bijector/flow case registry lives in ``cases_*.py``."""
 
 import importlib
+import os
 import pathlib
 import sys
 
 import jax
+from hypothesis import settings
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+# CI replays the same examples every run (a property failure found locally is reproduced
+# there, and CI is not flaky); locally hypothesis explores new examples each run.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 

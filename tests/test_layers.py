@@ -239,7 +239,8 @@ def test_sigmoid_and_tanh_finite_over_float32_range(v):
         # tanh's log-det ~ -2|x| is only representable for |x| < 2^127
         assert np.isfinite(ld) or (name == "tanh" and abs(v) >= 2.0**127), (name, v, ld)
         assert lo <= float(y[0]) <= hi
-        assert float(ld) <= 0.0  # squashing maps contract
+        # squashing maps contract (up to float32 rounding of the log-det near 0)
+        assert float(ld) <= 4 * np.finfo(np.float32).eps
 
 
 @settings(max_examples=150, deadline=None)
