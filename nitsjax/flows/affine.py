@@ -64,15 +64,10 @@ def maf(
     ``actnorm=True`` / ``linear="lu"`` add an ActNorm / LU linear layer to each layer
     (module docstring).
     """
-    hidden = check_common(dim, layers, hidden, context_dim, dropout)
-    check_extras(actnorm, linear)
-    t = gated_affine_transformer() if gated else affine_transformer()
-    ar = masked_autoregressive(
-        t, dim, hidden, context_dim=context_dim, residual=residual, degrees=degrees,
-        dropout=dropout,
+    return _affine_autoregressive(
+        "maf", dim, layers, hidden, context_dim, residual, gated, degrees, dropout, actnorm,
+        linear,
     )
-    bij = stack(flow_layer(ar, dim, actnorm, linear), layers)
-    return Flow(standard_normal(dim), bij, dim, context_dim, name="maf")
 
 
 def iaf(
@@ -92,6 +87,16 @@ def iaf(
     inverse of a MAF layer, so sampling is one pass and density is sequential. Uses the
     numerically stable sigmoid-gated update by default. ``actnorm`` and ``linear`` as in
     ``maf``; the extra layers are not inverted, so ActNorm still initialises from data."""
+    return _affine_autoregressive(
+        "iaf", dim, layers, hidden, context_dim, residual, gated, degrees, dropout, actnorm,
+        linear,
+    )
+
+
+def _affine_autoregressive(
+    name, dim, layers, hidden, context_dim, residual, gated, degrees, dropout, actnorm, linear
+) -> Flow:
+    """MAF (``name="maf"``) or IAF (``"iaf"``: every autoregressive layer inverted)."""
     hidden = check_common(dim, layers, hidden, context_dim, dropout)
     check_extras(actnorm, linear)
     t = gated_affine_transformer() if gated else affine_transformer()
@@ -99,8 +104,9 @@ def iaf(
         t, dim, hidden, context_dim=context_dim, residual=residual, degrees=degrees,
         dropout=dropout,
     )
-    bij = stack(flow_layer(invert(ar), dim, actnorm, linear), layers)
-    return Flow(standard_normal(dim), bij, dim, context_dim, name="iaf")
+    core = invert(ar) if name == "iaf" else ar
+    bij = stack(flow_layer(core, dim, actnorm, linear), layers)
+    return Flow(standard_normal(dim), bij, dim, context_dim, name=name)
 
 
 def realnvp(
