@@ -2,8 +2,9 @@
 
 For random PNNs (one parameter vector per target, as in NITS sampling, at increasing
 distances from the identity parameters, i.e. increasingly steep CDFs) it prints, per
-solver and dtype: mean / max iterations, max |F(x) - u| and the best-of-repeats CPU time (process_time; robust to a loaded machine) of a jitted
-batched solve; then the wall time of sampling a small NITS flow with each solver.
+solver and dtype: mean / max iterations, max |F(x) - u| and the best-of-repeats CPU
+time (process_time; robust to a loaded machine) of a jitted batched solve; then the
+wall time of sampling a small NITS flow with each solver.
 
     .venv/bin/python experiments/nits_solvers.py [--n 20000] [--repeats 5]
 """

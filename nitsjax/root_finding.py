@@ -237,7 +237,6 @@ def chandrupatla(
     c, fc = a, fa
     t = jnp.full(lo.shape, 0.5, dtype)
     # an end point already within ftol (e.g. target exactly 0 or 1) is the answer
-    xm0 = jnp.where(jnp.abs(fa) < jnp.abs(fb), a, b)
     fm0 = jnp.where(jnp.abs(fa) < jnp.abs(fb), fa, fb)
     done = (jnp.abs(fm0) <= ftol) | (fb >= 0) | (fa <= 0) | (hi - lo <= xtol_)
 

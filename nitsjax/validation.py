@@ -58,7 +58,7 @@ def check_data(x, dim: int, name: str = "x"):
     """A batch of events: float array of shape (n, dim) with n >= 1, all finite."""
     x = as_float_array(x, name)
     if x.ndim != 2 or x.shape[1] != dim:
-        fix = f"; a single event needs x[None, :]" if x.ndim == 1 and x.shape == (dim,) else ""
+        fix = "; a single event needs x[None, :]" if x.ndim == 1 and x.shape == (dim,) else ""
         raise ValueError(
             f"{name}: expected shape (n, {dim}), got {tuple(x.shape)}{fix}"
         )

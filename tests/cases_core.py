@@ -1,7 +1,8 @@
 """Contract cases for the affine family: elementwise, MAF/IAF layers, coupling, stacks."""
 
-import nitsjax as nj
 from contract import BijectorCase, FlowCase
+
+import nitsjax as nj
 from nitsjax import bijectors as B
 
 BIJECTORS = [

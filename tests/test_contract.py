@@ -27,9 +27,10 @@ def _flow_params(case):
     return flow, perturbed_params(flow, jax.random.key(0), 0.1)
 
 
-def _context(flow, n, key=jax.random.key(7)):
+def _context(flow, n, seed=7):
     if flow.context_dim is None:
         return None
+    key = jax.random.key(seed)
     return jax.random.normal(key, (n, flow.context_dim))
 
 
@@ -56,7 +57,8 @@ def test_flow_density_integrates_to_one(case):
     pts = np.stack([xx.ravel(), yy.ravel()], -1).astype(np.float32)
     c = None
     if flow.context_dim is not None:
-        c = np.broadcast_to(np.ones(flow.context_dim, np.float32) * 0.3, (pts.shape[0], flow.context_dim))
+        shape = (pts.shape[0], flow.context_dim)
+        c = np.broadcast_to(np.full(flow.context_dim, 0.3, np.float32), shape)
     p = np.exp(np.asarray(flow.log_prob(params, pts, c), np.float64))
     total = p.sum() * (g[1] - g[0]) ** 2
     assert abs(total - 1.0) < 0.01, total

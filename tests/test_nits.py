@@ -43,8 +43,8 @@ def test_pnn_normalised_increasing_and_density_is_derivative(hidden):
         grad_ = jax.jit(jax.vmap(jax.grad(lambda th, t: pnn.cdf(th, t, hidden), 1), (None, 0)))
         for seed in range(3):
             theta = random_theta(hidden, jax.random.key(seed), 1.5, jnp.float64)
-            cdf = lambda t: cdf_(theta, t)  # noqa: E731
-            logf = lambda t: logf_(theta, t)  # noqa: E731
+            cdf = lambda t, theta=theta: cdf_(theta, t)  # noqa: E731
+            logf = lambda t, theta=theta: logf_(theta, t)  # noqa: E731
             ends = cdf(jnp.array([0.0, 1.0]))
             assert float(ends[0]) == 0.0 and float(ends[1]) == 1.0
             grid = jnp.linspace(0.0, 1.0, 20001)
@@ -53,7 +53,7 @@ def test_pnn_normalised_increasing_and_density_is_derivative(hidden):
             lf = logf(grid)
             assert bool(jnp.all(jnp.isfinite(lf)))
             assert float(jnp.min(lf)) >= math.log(C / (1 + C)) - 1e-12  # the density floor
-            total = gauss_legendre(lambda t: jnp.exp(logf(t)), 0.0, 1.0)
+            total = gauss_legendre(lambda t, logf=logf: jnp.exp(logf(t)), 0.0, 1.0)
             assert abs(total - 1.0) < 1e-4, total
             pts = jax.random.uniform(jax.random.key(10 + seed), (64,), jnp.float64, 0.01, 0.99)
             auto = grad_(theta, pts)

@@ -119,7 +119,8 @@ def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
         log_a = -jnp.maximum(raw, RAW_A_MIN)  # A = exp(-max(raw, -7)) <= e^7
         a = jnp.exp(log_a)
         row_max = jnp.max(log_a, axis=1)
-        layers.append(PNNLayer(a, b * jnp.mean(a, axis=1), row_max, jnp.exp(log_a - row_max[:, None])))
+        a_rel = jnp.exp(log_a - row_max[:, None])
+        layers.append(PNNLayer(a, b * jnp.mean(a, axis=1), row_max, a_rel))
     raw_w = theta[i : i + widths[-1]]
     inv_temp = jnp.exp(-jnp.clip(theta[i + widths[-1]], -RAW_T_CLIP, RAW_T_CLIP))
     log_w = jax.nn.log_softmax(raw_w * inv_temp)
