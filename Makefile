@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check nitsjax tests experiments
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet -e ".[bench]" "torch==2.13.0"  # CPU build on this machine kind
 	$(BIN)/python experiments/bench/run.py
 
 clean:
