@@ -42,6 +42,7 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from nitsjax import results
 from nitsjax.config import ConfigError, to_container, validate
 
 log = logging.getLogger("nitsjax")
@@ -335,16 +336,9 @@ def _log_prob_fn(flow):
 
 
 def summarize(lp) -> dict:
-    """``{"mean", "stderr", "n"}`` of per-example log-likelihoods (must be finite)."""
-    lp = np.asarray(lp, np.float64).ravel()
-    bad = int((~np.isfinite(lp)).sum())
-    if bad:
-        raise ValueError(
-            f"{bad} of {lp.size} log-likelihoods are not finite (points outside a bounded "
-            "model's support, or a diverged model)"
-        )
-    se = float(lp.std(ddof=1) / math.sqrt(lp.size)) if lp.size > 1 else float("nan")
-    return {"mean": float(lp.mean()), "stderr": se, "n": int(lp.size)}
+    """``{"mean", "stderr", "n"}`` of per-example log-likelihoods (``results.summarize``)."""
+    s = results.summarize(lp)
+    return {"mean": s.mean, "stderr": s.stderr, "n": s.n}
 
 
 def format_ll(s: dict) -> str:
