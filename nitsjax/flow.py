@@ -12,13 +12,13 @@ floating point gets ``-inf``, never NaN (``nan_to_neginf``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, Callable, Hashable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nitsjax.bijectors.base import Bijector
+from nitsjax.bijectors.base import Bijector, chain, has_data_init, needs_data_init
 from nitsjax.distributions.base import Distribution
 from nitsjax.validation import check_context, check_data, check_key, check_positive_int
 
@@ -31,6 +31,20 @@ class Flow:
 
     ``params`` is a dict ``{"bijector": ..., "base": ...}``. All methods take batches:
     ``x`` of shape ``(n, dim)`` and ``context`` of shape ``(n, context_dim)``.
+
+    A flow is a value: two flows with the same ``spec`` (the constructors in
+    ``nitsjax.flows`` record ``(constructor name, dim, keyword arguments)``) and the same
+    type are equal and hash alike, so compiled functions keyed on a flow (``Flow``'s own,
+    ``nj.fit``'s) are shared by equal flows. A hand-built flow (``spec=None``) is equal
+    only to itself. Compiled functions live in module-level caches, not on the flow.
+
+    Attributes:
+      base, bijector, dim, context_dim, name: as given.
+      spec: a hashable description of how the flow was built, or None.
+      support: optional ``(params, x, bad) -> message`` with ``x`` (n, dim) the rows as
+        they enter ``bijector`` and ``bad`` (n,) the rows whose log-density is ``-inf``
+        (outside the model's support): when set, ``log_prob`` raises ``ValueError`` with the
+        message (the checked API only; ``log_prob_batch`` returns ``-inf``).
     """
 
     base: Distribution
@@ -38,19 +52,62 @@ class Flow:
     dim: int
     context_dim: Optional[int] = None
     name: str = "flow"
+    spec: Optional[Hashable] = None
+    support: Optional[Callable[[Any, np.ndarray, np.ndarray], str]] = None
 
     def __post_init__(self):
-        object.__setattr__(self, "_init_jit", jax.jit(self._init_params))
-        object.__setattr__(self, "_data_init_jit", jax.jit(self._data_init_params))
-        object.__setattr__(self, "_log_prob_jit", jax.jit(self.log_prob_batch))
-        object.__setattr__(
-            self, "_sample_jit", jax.jit(self.sample_batch, static_argnames=("n",))
+        size = self.bijector.event_size
+        if size is not None and size != self.dim:
+            raise ValueError(
+                f"bijector: {self.bijector.name!r} acts on events of size {size}, but the "
+                f"flow has dim={self.dim}"
+            )
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        if type(other) is not type(self) or self.spec is None or other.spec is None:
+            return False
+        return self.spec == other.spec
+
+    def __hash__(self):
+        return id(self) if self.spec is None else hash((type(self).__name__, self.spec))
+
+    # ------------------------------------------------------------ construction helpers
+    def with_preprocessing(self, bijector: Bijector, *, spec: Optional[Hashable] = None):
+        """This flow behind a fixed or learned data-side ``bijector`` (e.g. ``logit`` for
+        data in [0, 1]): ``log p(x) = log p_flow(b(x)) + log|det db/dx|``.
+
+        The result has the same type, base, support rule and data init (the data are
+        pushed through ``bijector`` first); params are ``{"bijector": {"preprocessing":
+        ..., "flow": <this flow's bijector params>}, "base": ...}``. It is a value (equal
+        to another built the same way) when this flow has a spec and ``spec`` (a hashable
+        description of ``bijector``) is given.
+        """
+        if not isinstance(bijector, Bijector):
+            raise TypeError(f"bijector: expected a nitsjax Bijector, got {type(bijector).__name__}")
+        pre = bijector
+        bij = chain({"preprocessing": pre, "flow": self.bijector}, name=f"{pre.name}_{self.name}")
+        support = None
+        if self.support is not None:
+            inner = self.support
+
+            def support(params, x, bad):
+                p = params["bijector"]
+                z = jax.vmap(lambda r: pre.forward(p["preprocessing"], r)[0])(jnp.asarray(x))
+                return inner({"bijector": p["flow"], "base": params["base"]}, np.asarray(z), bad)
+
+        new_spec = None
+        if spec is not None and self.spec is not None:
+            new_spec = ("with_preprocessing", self.spec, spec)
+        return dataclasses.replace(
+            self, bijector=bij, name=f"{pre.name}_{self.name}", spec=new_spec, support=support
         )
 
     # ----------------------------------------------------------------- pure functions
     def init(self, key: jax.Array, x: Optional[Array] = None, context: Optional[Array] = None):
-        """Fresh params. With a data batch ``x`` (n, dim), layers that support it (ActNorm)
-        are initialised from the data."""
+        """Fresh params. With a data batch ``x`` (n, dim), layers that support it
+        (whitening, ActNorm) are initialised from the data (``data_init``)."""
         check_key(key, "key")
         if x is not None and self.bijector.data_init is not None:  # checked before any work
             x = check_data(x, self.dim, "x")
@@ -58,10 +115,28 @@ class Flow:
         if isinstance(key, jax.core.Tracer):  # inside a user's jit: no nested compile
             params = self._init_params(key)
         else:
-            params = self._init_jit(key)
+            params = _init_compiled(self, key)
         if x is not None and self.bijector.data_init is not None:
-            params = self._data_init_jit(params, jnp.asarray(x), context)
+            params = _data_init_compiled(self, params, jnp.asarray(x), context)
         return params
+
+    def data_init(self, params, x, context=None):
+        """``params`` with every data-initialised layer (whitening, ActNorm) set from the
+        batch ``x`` (n, dim) (and ``context`` (n, context_dim)); the other params are
+        returned unchanged. A flow without such layers returns ``params`` as given."""
+        x = check_data(x, self.dim, "x")
+        context = check_context(context, self.context_dim, x.shape[0], "context")
+        if self.bijector.data_init is None:
+            return params
+        return _data_init_compiled(self, params, jnp.asarray(x), context)
+
+    def needs_data_init(self, params) -> bool:
+        """True when the flow has data-initialised layers and all of them are still
+        exactly at their init values, i.e. ``params`` are fresh and ``data_init`` has not
+        run (``nj.fit`` then initialises them from the training split)."""
+        if not has_data_init(self.bijector):
+            return False
+        return bool(_needs_data_init_compiled(self, params))
 
     def _init_params(self, key):
         kb, kd = jax.random.split(key)
@@ -103,10 +178,17 @@ class Flow:
 
     # ------------------------------------------------------------- checked user API
     def log_prob(self, params, x, context=None) -> Array:
-        """Log-density of each row of ``x`` (n, dim) -> (n,)."""
+        """Log-density of each row of ``x`` (n, dim) -> (n,). With a ``support`` rule,
+        rows outside the support raise ``ValueError`` (class docstring)."""
         x = check_data(x, self.dim, "x")
         context = check_context(context, self.context_dim, x.shape[0], "context")
-        return self._log_prob_jit(params, x, context)
+        lp = _log_prob_compiled(self, params, x, context)
+        if self.support is None or isinstance(lp, jax.core.Tracer):
+            return lp
+        bad = np.isneginf(np.asarray(lp))
+        if bad.any():
+            raise ValueError(self.support(params, np.asarray(x), bad))
+        return lp
 
     def sample(self, params, key, n: int, context=None) -> Array:
         """``n`` samples, shape (n, dim). ``context`` is (context_dim,) shared by all samples
@@ -118,7 +200,7 @@ class Flow:
         check_key(key, "key")
         n = check_positive_int(n, "n")
         context = self._broadcast_context(context, n)
-        return self._sample_jit(params, key, n, context)
+        return _sample_compiled(self, params, key, n, context)
 
     def _broadcast_context(self, context, n):
         if self.context_dim is None:
@@ -145,3 +227,21 @@ def nan_to_neginf(lp: Array, finite_input=True) -> Array:
 
 def _axis(a: Any) -> Optional[int]:
     return None if a is None else 0
+
+
+# Compiled functions, keyed on the (static, hashable) flow: equal flows share them.
+_init_compiled = jax.jit(lambda flow, key: flow._init_params(key), static_argnums=0)
+_data_init_compiled = jax.jit(
+    lambda flow, params, x, context: flow._data_init_params(params, x, context),
+    static_argnums=0,
+)
+_needs_data_init_compiled = jax.jit(
+    lambda flow, params: needs_data_init(flow.bijector, params["bijector"]), static_argnums=0
+)
+_log_prob_compiled = jax.jit(
+    lambda flow, params, x, context: flow.log_prob_batch(params, x, context), static_argnums=0
+)
+_sample_compiled = jax.jit(
+    lambda flow, params, key, n, context: flow.sample_batch(params, key, n, context),
+    static_argnums=(0, 3),
+)

@@ -46,18 +46,21 @@ def actnorm(dim: int, *, min_std: float = 1e-6) -> Bijector:
         log_scale = params["log_scale"].astype(z.dtype)
         return z * jnp.exp(log_scale) + shift, jnp.sum(log_scale)
 
-    def data_init(params, x, context=None):
-        """Per-dimension mean and std of ``x`` (n, dim) -> (new params, z (n, dim))."""
+    def _moments(x, where):
         if x.ndim != 2 or x.shape[1] != dim:
             raise ValueError(
-                f"actnorm.data_init: x: expected shape (n, {dim}), got {tuple(x.shape)}"
+                f"actnorm.{where}: x: expected shape (n, {dim}), got {tuple(x.shape)}"
             )
         if x.shape[0] < 1:
-            raise ValueError("actnorm.data_init: x: expected at least one row, got 0")
+            raise ValueError(f"actnorm.{where}: x: expected at least one row, got 0")
         mean = jnp.mean(x, axis=0)
         std = jnp.std(x, axis=0)
         constant = jnp.max(x, axis=0) == jnp.min(x, axis=0)
-        std = jnp.where(constant, 1.0, jnp.maximum(std, min_std))  # no log(0) anywhere
+        return mean, jnp.where(constant, 1.0, jnp.maximum(std, min_std))  # no log(0)
+
+    def data_init(params, x, context=None):
+        """Per-dimension mean and std of ``x`` (n, dim) -> (new params, z (n, dim))."""
+        mean, std = _moments(x, "data_init")
         new = {
             "shift": mean.astype(params["shift"].dtype),
             "log_scale": jnp.log(std).astype(params["log_scale"].dtype),
@@ -65,4 +68,19 @@ def actnorm(dim: int, *, min_std: float = 1e-6) -> Bijector:
         z, _ = jax.vmap(lambda xi: forward(new, xi))(x)
         return new, z
 
-    return Bijector(init, forward, inverse, data_init)
+    def inverse_data_init(params, z, context=None):
+        """For the inverted layer (data on the latent side): params whose ``inverse``
+        standardises ``z`` (n, dim), i.e. ``log_scale = -log std``, ``shift = -mean / std``
+        -> (new params, x = inverse(z) (n, dim))."""
+        mean, std = _moments(z, "inverse_data_init")
+        new = {
+            "shift": (-mean / std).astype(params["shift"].dtype),
+            "log_scale": (-jnp.log(std)).astype(params["log_scale"].dtype),
+        }
+        x, _ = jax.vmap(lambda zi: inverse(new, zi))(z)
+        return new, x
+
+    return Bijector(
+        init, forward, inverse, data_init, event_size=dim, name="actnorm",
+        inverse_data_init=inverse_data_init,
+    )

@@ -5,7 +5,7 @@
 NeurIPS 2017, eq. 4). The log-scale is softly bounded, ``B * tanh(raw / B)``, so no
 input or parameter gives an infinite or zero scale.
 
-``gated_affine_transformer()``: y = s * x + (1 - s) * m with s = sigmoid(raw), the
+``gated_affine_transformer()``: y = (s * x + (1 - s) * m) / s0 with s = sigmoid(raw), the
 numerically stable IAF update (Kingma et al., "Improved Variational Inference with Inverse
 Autoregressive Flow", NeurIPS 2016, eq. 14).
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nitsjax.bijectors.base import Bijector, Transformer
+from nitsjax.bijectors.base import Bijector, Transformer, elementwise
 
 LOG_SCALE_BOUND = 5.0
 
@@ -38,7 +38,7 @@ def affine_transformer() -> Transformer:
     return Transformer(2, forward, inverse, jnp.zeros(2))
 
 
-GATE_INIT = 3.0  # sigmoid(3) = 0.95: a fresh gated layer is close to the identity
+GATE_INIT = 3.0  # sigmoid(3) = 0.95: the initial gate leans on the identity path
 GATE_BOUND = 8.0  # the gate logit is softly bounded: s >= sigmoid(-8) = 3e-4, never 0
 
 
@@ -46,40 +46,35 @@ def _gate(raw):
     return GATE_BOUND * jnp.tanh(raw / GATE_BOUND)
 
 
+def _gated(theta, dtype):
+    """``(gain, offset, log gain)`` with ``y = gain x + offset``: ``gain = s / s0``,
+    ``offset = (1 - s) m / s0``. ``log gain`` is a difference of log-sigmoids, exactly 0
+    at ``identity_params``, so a fresh layer is exactly the identity."""
+    m, g = theta[0], _gate(theta[1])
+    g0 = _gate(jnp.asarray(GATE_INIT, dtype))
+    log_gain = jax.nn.log_sigmoid(g) - jax.nn.log_sigmoid(g0)
+    return jnp.exp(log_gain), (1 - jax.nn.sigmoid(g)) * m / jax.nn.sigmoid(g0), log_gain
+
+
 def gated_affine_transformer() -> Transformer:
-    """theta = (m, raw_gate); y = s x + (1 - s) m, s = sigmoid(g), log dy/dx = log s, with
-    g = 8 tanh(raw_gate / 8) so the inverse's 1 / s stays finite for any raw_gate."""
+    """theta = (m, raw_gate); y = (s x + (1 - s) m) / s0 with s = sigmoid(g),
+    g = 8 tanh(raw_gate / 8) (so the inverse's 1 / s stays finite for any raw_gate) and
+    s0 = the gate at ``identity_params`` (about 0.95). Dividing by the constant s0 makes a
+    fresh layer exactly the identity, so a fresh flow starts exactly at its standardising
+    layer's Gaussian. ``log dy/dx = log s - log s0``."""
 
     def forward(theta, x):
-        m, g = theta[0], _gate(theta[1])
-        s = jax.nn.sigmoid(g)
-        return s * x + (1 - s) * m, jax.nn.log_sigmoid(g)
+        gain, offset, log_gain = _gated(theta, x.dtype)
+        return gain * x + offset, log_gain
 
     def inverse(theta, y):
-        m, g = theta[0], _gate(theta[1])
-        s = jax.nn.sigmoid(g)
-        return (y - (1 - s) * m) / s, -jax.nn.log_sigmoid(g)
+        gain, offset, log_gain = _gated(theta, y.dtype)
+        return (y - offset) / gain, -log_gain
 
     return Transformer(2, forward, inverse, jnp.array([0.0, GATE_INIT]))
 
 
 def elementwise_affine(dim: int) -> Bijector:
-    """Learned per-dimension z = (x - shift) * exp(-log_scale); params start at identity."""
-
-    t = affine_transformer()
-
-    def init(key):
-        return {"shift": jnp.zeros(dim), "log_scale": jnp.zeros(dim)}
-
-    def _theta(params):
-        return jnp.stack([params["shift"], params["log_scale"]], axis=-1)
-
-    def forward(params, x, context=None, key=None):
-        z, ld = jax.vmap(t.forward)(_theta(params).astype(x.dtype), x)
-        return z, jnp.sum(ld)
-
-    def inverse(params, z, context=None, key=None):
-        x, ld = jax.vmap(t.inverse)(_theta(params).astype(z.dtype), z)
-        return x, jnp.sum(ld)
-
-    return Bijector(init, forward, inverse)
+    """Learned per-dimension ``affine_transformer``: params ``{"theta": (dim, 2)}`` (shift,
+    raw log-scale), starting at the identity."""
+    return elementwise(affine_transformer(), dim, learn=True, name="elementwise_affine")

@@ -84,4 +84,4 @@ def masked_autoregressive(
 
         return jax.lax.fori_loop(0, dim, body, (jnp.zeros_like(z), jnp.zeros((), z.dtype)))
 
-    return Bijector(init, forward, inverse)
+    return Bijector(init, forward, inverse, event_size=dim, name="made")

@@ -57,4 +57,4 @@ def coupling(
     def inverse(params, z, context=None, key=None):
         return _apply(params, z, context, inverse=True)
 
-    return Bijector(init, forward, inverse)
+    return Bijector(init, forward, inverse, event_size=dim, name="coupling")

@@ -6,6 +6,9 @@ on events of any size. ``logit`` is the usual preprocessing of bounded data (pix
 section 4.1, and Papamakarios et al., "Masked Autoregressive Flow", NeurIPS 2017,
 section 4.3, map ``x`` to ``logit(alpha + (1 - 2 alpha) x)``.
 
+Each is ``elementwise(transformer)`` of a scalar ``Transformer`` (``logistic_transformer``,
+``tanh_transformer``), the one scalar-map abstraction; ``logit`` is ``invert(sigmoid)``.
+
 Numerics. Log-derivatives use log-sigmoid forms, ``log s(x) = -softplus(-x)``, so they
 are finite for every finite input (``sigmoid`` at ``x = -1e30`` has log-det ``-1e30``,
 not ``-inf``).
@@ -32,7 +35,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from nitsjax.bijectors.base import Bijector
+from nitsjax.bijectors.base import Bijector, Transformer, elementwise, invert
 
 
 def _eps(dtype, eps: float | None):
@@ -57,10 +60,6 @@ def _check_eps(eps, name: str):
     return eps
 
 
-def _empty_init(key):
-    return {}
-
-
 def _logit_unit(u, eps):
     """``u`` in (0, 1) -> (logit(u), log d logit/du), with ``u`` clipped to [eps, 1 - eps]."""
     u = jnp.clip(u, eps, 1 - eps)
@@ -68,9 +67,54 @@ def _logit_unit(u, eps):
     return log_u - log_1mu, -(log_u + log_1mu)
 
 
-def _sigmoid_unit(x):
-    """``x`` -> (sigmoid(x), log d sigmoid/dx), stable for large |x|."""
-    return jax.nn.sigmoid(x), jax.nn.log_sigmoid(x) + jax.nn.log_sigmoid(-x)
+def logistic_transformer(
+    low: float = 0.0, high: float = 1.0, *, eps: float | None = None
+) -> Transformer:
+    """The scalar logistic map ``z = low + (high - low) sigmoid((x - loc) / scale)``.
+
+    ``theta = (loc, log_scale)``, ``identity_params = (0, 0)`` (the plain sigmoid: this
+    map is never the identity). ``log dz/dx = log(high - low) + log s(y) + log s(-y) -
+    log_scale`` with ``y = (x - loc) / scale``, exact in the tails. The inverse follows
+    the module's domain rule (``eps`` in the unit coordinate). ``sigmoid``, ``logit`` and
+    the NITS logistic squash are this map.
+    """
+    low, high = _check_interval(low, high, "sigmoid")
+    eps = _check_eps(eps, "sigmoid")
+    width = high - low
+
+    def forward(theta, x):
+        loc, log_scale = theta[0], theta[1]
+        y = (x - loc) * jnp.exp(-log_scale)
+        ld = jax.nn.log_sigmoid(y) + jax.nn.log_sigmoid(-y) - log_scale
+        return low + width * jax.nn.sigmoid(y), ld + jnp.log(jnp.asarray(width, x.dtype))
+
+    def inverse(theta, z):
+        loc, log_scale = theta[0], theta[1]
+        y, ld = _logit_unit((z - low) / width, _eps(z.dtype, eps))
+        x = loc + jnp.exp(log_scale) * y
+        return x, ld + log_scale - jnp.log(jnp.asarray(width, z.dtype))
+
+    return Transformer(2, forward, inverse, jnp.zeros(2))
+
+
+def tanh_transformer(*, eps: float | None = None) -> Transformer:
+    """The scalar ``z = tanh(x)`` (no params, ``num_params = 0``): log-derivative
+    ``2 (log 2 - |x| - softplus(-2 |x|))``; the inverse ``atanh`` clips ``z`` to
+    ``[-1 + eps, 1 - eps]`` (module docstring)."""
+    eps = _check_eps(eps, "tanh")
+
+    def forward(theta, x):
+        a = jnp.abs(x)  # the even form: no softplus of a large positive argument
+        log2 = jnp.log(jnp.asarray(2.0, x.dtype))
+        return jnp.tanh(x), 2.0 * (log2 - a - jax.nn.softplus(-2.0 * a))
+
+    def inverse(theta, z):
+        e = _eps(z.dtype, eps)
+        z = jnp.clip(z, -1 + e, 1 - e)
+        lp, lm = jnp.log1p(z), jnp.log1p(-z)
+        return 0.5 * (lp - lm), -(lp + lm)
+
+    return Transformer(0, forward, inverse, jnp.zeros(0))
 
 
 def sigmoid(
@@ -80,21 +124,10 @@ def sigmoid(
 
     forward log-det ``sum(log(high - low) + log s(x) + log s(-x))``. The inverse is the
     logit, with the domain rule of the module docstring (``eps`` in the unit coordinate).
-    No params (``init`` returns ``{}``); works for any event size.
+    No params (``init`` returns ``{}``); works for any event size. ``logistic_transformer``
+    at ``theta = (0, 0)``.
     """
-    low, high = _check_interval(low, high, "sigmoid")
-    eps = _check_eps(eps, "sigmoid")
-    width = high - low
-
-    def forward(params, x, context=None, key=None):
-        u, ld = _sigmoid_unit(x)
-        return low + width * u, jnp.sum(ld) + x.size * jnp.log(jnp.asarray(width, x.dtype))
-
-    def inverse(params, z, context=None, key=None):
-        y, ld = _logit_unit((z - low) / width, _eps(z.dtype, eps))
-        return y, jnp.sum(ld) - z.size * jnp.log(jnp.asarray(width, z.dtype))
-
-    return Bijector(_empty_init, forward, inverse)
+    return elementwise(logistic_transformer(low, high, eps=eps), name="sigmoid")
 
 
 def logit(
@@ -109,27 +142,16 @@ def logit(
     ``alpha`` in [0, 0.5) shrinks the interval away from its ends first (RealNVP uses
     0.05 on CIFAR-10, MAF 1e-6 on MNIST); the log-det includes that affine step, so
     densities stay in the units of ``x``. Inputs are clipped by the module's domain rule
-    (``eps`` in the unit coordinate). No params; works for any event size.
+    (``eps`` in the unit coordinate). No params; works for any event size. It is the
+    inverse of ``sigmoid`` on the interval widened by ``alpha`` on both sides.
     """
     low, high = _check_interval(low, high, "logit")
     eps = _check_eps(eps, "logit")
     alpha = float(alpha)
     if not 0.0 <= alpha < 0.5:
         raise ValueError(f"logit: expected alpha in [0, 0.5), got alpha={alpha}")
-    width, gain = high - low, 1.0 - 2.0 * alpha
-    log_affine = math.log(gain) - math.log(width)  # log du/dx, a Python-side constant
-
-    def forward(params, x, context=None, key=None):
-        u = alpha + gain * ((x - low) / width)
-        z, ld = _logit_unit(u, _eps(x.dtype, eps))
-        return z, jnp.sum(ld) + x.size * jnp.asarray(log_affine, x.dtype)
-
-    def inverse(params, z, context=None, key=None):
-        u, ld = _sigmoid_unit(z)
-        x = low + width * ((u - alpha) / gain)
-        return x, jnp.sum(ld) - z.size * jnp.asarray(log_affine, z.dtype)
-
-    return Bijector(_empty_init, forward, inverse)
+    pad = alpha * (high - low) / (1.0 - 2.0 * alpha)  # u = alpha at x = low
+    return invert(sigmoid(low - pad, high + pad, eps=eps), name="logit")
 
 
 def tanh(*, eps: float | None = None) -> Bijector:
@@ -139,17 +161,4 @@ def tanh(*, eps: float | None = None) -> Bijector:
     ``~ -2 |x|`` is itself beyond the float range (|x| >= 2^127 in float32). The
     inverse ``atanh`` clips ``z`` to [-1 + eps, 1 - eps] (module docstring). No params.
     """
-    eps = _check_eps(eps, "tanh")
-
-    def forward(params, x, context=None, key=None):
-        a = jnp.abs(x)  # the even form: no softplus of a large positive argument
-        ld = 2.0 * (jnp.log(jnp.asarray(2.0, x.dtype)) - a - jax.nn.softplus(-2.0 * a))
-        return jnp.tanh(x), jnp.sum(ld)
-
-    def inverse(params, z, context=None, key=None):
-        e = _eps(z.dtype, eps)
-        z = jnp.clip(z, -1 + e, 1 - e)
-        lp, lm = jnp.log1p(z), jnp.log1p(-z)
-        return 0.5 * (lp - lm), -jnp.sum(lp + lm)
-
-    return Bijector(_empty_init, forward, inverse)
+    return elementwise(tanh_transformer(eps=eps), name="tanh")

@@ -80,4 +80,4 @@ def lu_linear(
         w = solve_triangular(lower, v, lower=True, unit_diagonal=True)
         return solve_triangular(upper, w, lower=False), -logdet
 
-    return Bijector(init, forward, inverse)
+    return Bijector(init, forward, inverse, event_size=dim, name="lu_linear")

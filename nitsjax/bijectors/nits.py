@@ -118,7 +118,7 @@ def rotation(dim: int) -> Bijector:
     def inverse(params, z, context=None, key=None):
         return _q(params, z.dtype) @ z, jnp.zeros((), z.dtype)
 
-    return Bijector(init, forward, inverse)
+    return Bijector(init, forward, inverse, event_size=dim, name="rotation")
 
 
 def unit_box(low, high) -> Bijector:
@@ -134,7 +134,7 @@ def unit_box(low, high) -> Bijector:
     def inverse(params, t, context=None, key=None):
         return low.astype(t.dtype) + width.astype(t.dtype) * t, jnp.asarray(-log_det, t.dtype)
 
-    return Bijector(lambda key: {}, forward, inverse)
+    return Bijector(lambda key: {}, forward, inverse, event_size=low.size, name="unit_box")
 
 
 def logistic_squash(dim: int, loc=0.0, scale=1.0, *, learn: bool = False) -> Bijector:
@@ -183,7 +183,7 @@ def logistic_squash(dim: int, loc=0.0, scale=1.0, *, learn: bool = False) -> Bij
         y = jnp.log(t) - jnp.log1p(-t)
         return loc + jnp.exp(log_scale) * y, -_log_det(y, log_scale)
 
-    return Bijector(init, forward, inverse)
+    return Bijector(init, forward, inverse, event_size=dim, name="squash")
 
 
 # ---------------------------------------------------------------------- the NITS layer
@@ -257,7 +257,8 @@ def nits_bijector(
     """The full NITS bijector R^dim (or a box) -> [0, 1]^dim, base ``Uniform[0, 1]^dim``.
 
     ``chain([rotation (if rotate), unit_box(bounds) or logistic_squash, autoregressive_nits])``.
-    Params are a tuple with one entry per layer (the rotation first when present).
+    Params are named by layer: ``{"rotation" (if rotate), "squash" or "unit_box",
+    "made"}`` (the last holds the MADE conditioner's params).
     ``bounds=None`` (default) is the unbounded form; ``bounds=(A, B)`` (scalars or arrays
     of shape ``(dim,)``, see ``support_from_data``) the bounded one, where ``tol`` is a
     fraction of each dimension's width. See the module docstring for the support rules.
@@ -278,6 +279,6 @@ def nits_bijector(
             degrees=degrees, seed=seed,
         )
     )
-    bij = chain(layers)
+    bij = chain(layers, name="nits")
     # jit: eager (op-by-op) callers compile the whole layer once; inside an outer jit it inlines
-    return Bijector(bij.init, jax.jit(bij.forward), jax.jit(bij.inverse), bij.data_init)
+    return bij._replace(forward=jax.jit(bij.forward), inverse=jax.jit(bij.inverse))

@@ -8,7 +8,7 @@ import numpy as np
 from nitsjax.bijectors.base import Bijector
 
 
-def permute(perm) -> Bijector:
+def permute(perm, *, name: str = "permute") -> Bijector:
     """z = x[perm] for a fixed permutation ``perm`` of range(dim)."""
     perm = np.asarray(perm)
     if sorted(perm.tolist()) != list(range(perm.size)):
@@ -21,12 +21,12 @@ def permute(perm) -> Bijector:
     def inverse(params, z, context=None, key=None):
         return z[inv], jnp.zeros((), z.dtype)
 
-    return Bijector(lambda key: {}, forward, inverse)
+    return Bijector(lambda key: {}, forward, inverse, event_size=int(perm.size), name=name)
 
 
 def reverse(dim: int) -> Bijector:
     """Reverse the order of coordinates."""
-    return permute(np.arange(dim)[::-1])
+    return permute(np.arange(dim)[::-1], name="reverse")
 
 
 def random_permutation(dim: int, seed: int = 0) -> Bijector:

@@ -15,21 +15,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-import jax
 import numpy as np
 
 from nitsjax.bijectors.nits import check_bounds, nits_bijector
 from nitsjax.bijectors.pnn import DEFAULT_MONOTONIC_CONST, check_arch
 from nitsjax.distributions.base import uniform
 from nitsjax.flow import Flow
-from nitsjax.flows.common import check_common
+from nitsjax.flows.common import check_common, check_standardize, flow_bijector, flow_spec
 from nitsjax.root_finding import check_method
 from nitsjax.validation import check_positive_int
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class NITSFlow(Flow):
-    """A ``Flow`` with the NITS support rule.
+    """A ``Flow`` that records its NITS support options (the support rule itself is the
+    ``Flow.support`` hook, so ``with_preprocessing`` keeps it).
 
     Attributes (beyond ``Flow``'s):
       bounds: ``(low, high)`` arrays of shape ``(dim,)`` for the bounded form, else None.
@@ -42,29 +42,27 @@ class NITSFlow(Flow):
     rotated: bool = False
     out_of_support: str = "error"
 
-    def log_prob(self, params, x, context=None):
-        lp = super().log_prob(params, x, context)
-        if self.bounds is None or self.out_of_support != "error":
-            return lp
-        if isinstance(lp, jax.core.Tracer):
-            return lp
-        bad = np.isneginf(np.asarray(lp))
-        if bad.any():
-            i = int(np.argmax(bad))
-            lo, hi = self.bounds
-            row = np.asarray(x)[i]
-            where = "after the learned rotation" if self.rotated else ""
-            detail = ""
-            if not self.rotated:
-                j = int(np.argmax((row < lo) | (row > hi)))
-                detail = f"; dimension {j} = {row[j]} is outside [{lo[j]}, {hi[j]}]"
-            raise ValueError(
-                f"x: {int(bad.sum())} row(s) lie outside the bounded NITS support "
-                f"{where}(first: row {i}{detail}). Use the unbounded form (nits(dim) without "
-                f"bounds, the default), widen bounds=... (support_from_data(x_train, "
-                f"margin=...)), or build with out_of_support='-inf' to get -inf for them"
-            )
-        return lp
+
+def _bounded_support(bounds, rotated: bool):
+    """The ``Flow.support`` message of bounded NITS: which row, which dimension."""
+    lo, hi = bounds
+
+    def support(params, x, bad):
+        i = int(np.argmax(bad))
+        row = x[i]
+        where = "after the learned rotation " if rotated else ""
+        detail = ""
+        if not rotated:
+            j = int(np.argmax((row < lo) | (row > hi)))
+            detail = f"; dimension {j} = {row[j]} is outside [{lo[j]}, {hi[j]}]"
+        return (
+            f"x: {int(bad.sum())} row(s) lie outside the bounded NITS support "
+            f"{where}(first: row {i}{detail}). Use the unbounded form (nits(dim) without "
+            f"bounds, the default), widen bounds=... (support_from_data(x_train, "
+            f"margin=...)), or build with out_of_support='-inf' to get -inf for them"
+        )
+
+    return support
 
 
 def nits(
@@ -85,6 +83,7 @@ def nits(
     tol: Optional[float] = None,
     degrees: str = "sequential",
     out_of_support: str = "error",
+    standardize: Optional[str] = "whiten",
 ) -> NITSFlow:
     """Autoregressive NITS on R^dim with a ``Uniform[0, 1]^dim`` base.
 
@@ -107,8 +106,21 @@ def nits(
       tol: solver tolerance on the unit interval of each coordinate (the squashed value,
         or the fraction of the bound width); default 2^-22 (float32), 2^-40 (float64).
       out_of_support: bounded mode only: ``"error"`` or ``"-inf"`` (see ``NITSFlow``).
+      standardize: unbounded mode: the data-side standardising layer before the squash,
+        ``"whiten"`` (default, full covariance), ``"diagonal"`` or None, initialised from
+        data by ``flow.init(key, x)`` / ``flow.data_init`` (``nj.fit`` does it for fresh
+        params), so the squash sees standardised data whatever the data's scale. Bounded
+        mode adds no standardising layer whatever this says: the box map
+        ``(x - A) / (B - A)`` is already an affine map fitted to the data (through
+        ``support_from_data``), so bounded NITS is affine-invariant as it is, and a
+        whitening layer in front would move the data out of bounds computed on raw data.
+
+    Params: ``{"bijector": {"standardize": ..., "nits": {["rotation",] "squash" |
+    "unit_box", "made"}}, "base": {}}`` (no ``"standardize"`` entry when bounded or None).
     """
+    spec = flow_spec("nits", locals())
     check_common(dim, 1, (hidden,), context_dim, dropout)
+    check_standardize(standardize)
     check_positive_int(blocks, "blocks", minimum=0)
     check_arch(arch)
     check_method(solver, "solver")
@@ -121,7 +133,11 @@ def nits(
         learn_squash=learn_squash, rotate=rotate, monotonic_const=monotonic_const,
         solver=solver, tol=tol, degrees=degrees,
     )
+    bij = flow_bijector(bij, dim, standardize if checked is None else None)
+    support = None
+    if checked is not None and out_of_support == "error":
+        support = _bounded_support(checked, rotate)
     return NITSFlow(
-        uniform(dim), bij, dim, context_dim, name="nits", bounds=checked, rotated=rotate,
-        out_of_support=out_of_support,
+        uniform(dim), bij, dim, context_dim, name="nits", spec=spec, support=support,
+        bounds=checked, rotated=rotate, out_of_support=out_of_support,
     )
