@@ -99,7 +99,7 @@ def test_logit_model_adds_the_logit_jacobian():
     x = np.random.default_rng(0).uniform(0.01, 0.99, (6, 3)).astype(np.float32)
     params = flow.init(jax.random.key(0))
     z, ld = logit_transform(x, 1e-6)
-    want = inner.log_prob({"bijector": params["bijector"][1], "base": params["base"]},
+    want = inner.log_prob({"bijector": params["bijector"]["flow"], "base": params["base"]},
                           np.asarray(z)) + ld
     np.testing.assert_allclose(flow.log_prob(params, x), want, rtol=1e-4, atol=1e-3)
     s = np.asarray(flow.sample(params, jax.random.key(1), 50))

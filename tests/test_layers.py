@@ -76,22 +76,22 @@ def test_flow_init_runs_actnorm_data_init_in_every_scanned_layer():
     """Flow.init(key, x) -> stack.data_init -> chain.data_init -> actnorm.data_init: the
     ActNorm of layer i standardises the batch as it arrives at layer i."""
     dim, layers = 3, 3
-    flow = realnvp(dim, layers=layers, hidden=(8,), actnorm=True, linear="lu")
+    flow = realnvp(dim, layers=layers, hidden=(8,), actnorm=True, linear="lu", standardize=None)
     x = _scaled_data(256, jnp.float32)[:, :dim]
-    params = flow.init(KEY, x=x)["bijector"]
+    params = flow.init(KEY, x=x)["bijector"]["layers"]
     layer = flow_layer(coupling(affine_transformer(), dim, (8,)), dim, True, "lu")
     layer_fwd = jax.jit(jax.vmap(layer.forward, in_axes=(None, 0)))
     h, total = x, 0.0
     for i in range(layers):
         p = jax.tree_util.tree_map(lambda a, i=i: a[i], params)
-        an = p[0]
+        an = p["actnorm"]
         np.testing.assert_allclose(an["shift"], h.mean(0), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(jnp.exp(an["log_scale"]), h.std(0), rtol=1e-4)
         h, ld = layer_fwd(p, h)
         total = total + ld
     # the flow's own log_prob agrees with the replay: base log-density of h + log-dets
     expected = -0.5 * jnp.sum(h**2, -1) - 0.5 * dim * np.log(2 * np.pi) + total
-    lp = flow.log_prob({"bijector": params, "base": {}}, x)
+    lp = flow.log_prob({"bijector": {"layers": params}, "base": {}}, x)
     np.testing.assert_allclose(lp, expected, rtol=1e-4, atol=1e-3)
 
 
@@ -99,11 +99,13 @@ def test_flow_init_runs_actnorm_data_init_in_every_scanned_layer():
 def test_data_init_fits_badly_scaled_data(make):
     """With data at scale 1e3, data init must beat the identity start by a wide margin."""
     x = _scaled_data(256, jnp.float32)[:, :3]
-    flow = make(3, layers=2, hidden=(8,), actnorm=True, linear="lu")
+    flow = make(3, layers=2, hidden=(8,), actnorm=True, linear="lu", standardize=None)
     plain = flow.init(KEY)
-    np.testing.assert_array_equal(plain["bijector"][0]["shift"], 0.0)
+    np.testing.assert_array_equal(plain["bijector"]["layers"]["actnorm"]["shift"], 0.0)
     fitted = flow.init(KEY, x=x)
-    np.testing.assert_allclose(fitted["bijector"][0]["shift"][0], x.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(
+        fitted["bijector"]["layers"]["actnorm"]["shift"][0], x.mean(0), rtol=1e-4
+    )
     lp_plain = flow.log_prob(plain, x)
     lp_fit = flow.log_prob(fitted, x)
     if make is realnvp:  # gradients of the loss after data init are finite and non-zero
@@ -112,7 +114,9 @@ def test_data_init_fits_badly_scaled_data(make):
         assert leaves and all(np.all(np.isfinite(g)) for g in leaves)
         # actnorm and LU leaves all get a signal (the coupling's zero-initialised output
         # layer blocks gradients to its hidden layers at init, so those are not checked)
-        assert all(np.any(g != 0) for g in jax.tree_util.tree_leaves(grads["bijector"][:2]))
+        layer_grads = grads["bijector"]["layers"]
+        named = [layer_grads["actnorm"], layer_grads["lu_linear"]]
+        assert all(np.any(g != 0) for g in jax.tree_util.tree_leaves(named))
     assert np.all(np.isfinite(lp_fit))
     # a standardised Gaussian fit: about -(3/2) log(2 pi e) - sum(log std) per row
     expected = -1.5 * np.log(2 * np.pi * np.e) - np.log(np.asarray(x).std(0)).sum()
@@ -120,14 +124,30 @@ def test_data_init_fits_badly_scaled_data(make):
     assert float(lp_fit.mean()) > float(lp_plain.mean()) + 100.0
 
 
-def test_flow_options_default_unchanged_and_checked():
-    assert len(maf(2, layers=2, hidden=(4,)).init(KEY)["bijector"]) == 2
-    assert len(realnvp(2, layers=2, hidden=(4,), linear="lu").init(KEY)["bijector"]) == 3
-    assert len(iaf(2, layers=2, hidden=(4,), actnorm=True, linear="lu").init(KEY)["bijector"]) == 4
-    with pytest.raises(ValueError, match=r"linear: expected one of \(None, 'lu'\), got 'qr'"):
+def test_flow_params_are_named_by_layer_and_options_checked():
+    """Options add named entries; they never move the keys of the other layers."""
+    def layer_keys(flow):
+        return set(flow.init(KEY)["bijector"]["layers"])
+
+    assert set(maf(2, layers=2, hidden=(4,)).init(KEY)["bijector"]) == {"standardize", "layers"}
+    assert set(maf(2, layers=2, hidden=(4,), standardize=None).init(KEY)["bijector"]) == {
+        "layers"
+    }
+    assert layer_keys(maf(2, layers=2, hidden=(4,))) == {"made", "reverse"}
+    assert layer_keys(realnvp(2, layers=2, hidden=(4,), linear="lu")) == {
+        "lu_linear", "coupling", "reverse"
+    }
+    assert layer_keys(iaf(2, layers=2, hidden=(4,), actnorm=True, linear="permute")) == {
+        "actnorm", "permute", "made", "reverse"
+    }
+    with pytest.raises(
+        ValueError, match=r"linear: expected one of \(None, 'lu', 'permute'\), got 'qr'"
+    ):
         maf(2, linear="qr")
     with pytest.raises(ValueError, match="actnorm: expected True or False, got 1"):
         realnvp(2, actnorm=1)
+    with pytest.raises(ValueError, match="standardize: expected one of"):
+        realnvp(2, standardize="pca")
 
 
 # ---------------------------------------------------------------------------- LU linear

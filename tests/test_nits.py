@@ -214,8 +214,9 @@ def test_nits_flow_samples_follow_known_density():
     theta = pnn.logistic_mixture_params(w, (mu - a) / (b - a), s / (b - a), (0.0, 1.0))
     flow = nits(2, arch=(3,), hidden=16, blocks=1, bounds=(a, b))
     params = flow.init(jax.random.key(0))
-    made = _constant_made(params["bijector"][1], theta, 2)
-    params = {"bijector": (params["bijector"][0], made), "base": params["base"]}
+    inner = params["bijector"]["nits"]
+    made = _constant_made(inner["made"], theta, 2)
+    params = {"bijector": {"nits": {**inner, "made": made}}, "base": params["base"]}
     xs, lp = flow.sample_and_log_prob(params, jax.random.key(1), 3000)
 
     def ref_cdf(v):
