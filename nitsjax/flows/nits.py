@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from nitsjax.bijectors.nits import check_bounds, nits_bijector
+from nitsjax.bijectors.nits import check_bounds, check_squash, nits_bijector
 from nitsjax.bijectors.pnn import DEFAULT_MONOTONIC_CONST, check_arch
 from nitsjax.distributions.base import uniform
 from nitsjax.flow import Flow
@@ -79,6 +79,7 @@ def nits(
     squash_loc=0.0,
     squash_scale=1.0,
     learn_squash: bool = False,
+    squash: str = "logistic",
     rotate: bool = False,
     monotonic_const: float = DEFAULT_MONOTONIC_CONST,
     solver: str = "newton",
@@ -96,8 +97,9 @@ def nits(
         4 residual blocks; dropout only when a key is given to ``log_prob_batch``).
       bounds: None (default): unbounded, through a logistic squash with ``squash_loc``,
         ``squash_scale`` (fixed, or learned when ``learn_squash``); data are best
-        standardised. ``(A, B)`` (floats or per-dimension arrays): bounded support, to be
-        computed from the training data only, e.g. ``support_from_data(x_train)``.
+        standardised. ``squash="normal"`` uses the Gaussian CDF instead of the logistic
+        (see ``normal_squash``). ``(A, B)`` (floats or per-dimension arrays): bounded
+        support, to be computed from the training data only, e.g. ``support_from_data(x_train)``.
       rotate: learned rotation of the data first (QR of a free matrix, log-det 0). In
         bounded mode the bounds apply to the rotated data: use
         ``support_from_data(x_train, rotation_invariant=True)``.
@@ -114,12 +116,13 @@ def nits(
     check_method(solver, "solver")
     if out_of_support not in ("error", "-inf"):
         raise ValueError(f"out_of_support: expected 'error' or '-inf', got {out_of_support!r}")
+    check_squash(squash)
     checked = None if bounds is None else check_bounds(bounds, dim)
     bij = nits_bijector(
         dim, arch=arch, hidden=hidden, blocks=blocks, context_dim=context_dim,
         dropout=dropout, bounds=checked, squash_loc=squash_loc, squash_scale=squash_scale,
-        learn_squash=learn_squash, rotate=rotate, monotonic_const=monotonic_const,
-        solver=solver, tol=tol, degrees=degrees,
+        learn_squash=learn_squash, squash=squash, rotate=rotate,
+        monotonic_const=monotonic_const, solver=solver, tol=tol, degrees=degrees,
     )
     return NITSFlow(
         uniform(dim), bij, dim, context_dim, name="nits", bounds=checked, rotated=rotate,
