@@ -1,13 +1,16 @@
-"""Contract cases for the standard layers: sigmoid/logit/tanh, LU linear, ActNorm, and
-affine flows that use them (actnorm + LU linear inside each scanned layer). Kept few and
-small: each case costs compile time in two dtypes; test_layers.py covers the rest."""
+"""Contract cases for the standard layers: sigmoid/logit/tanh, LU linear, ActNorm, whitening
+(also data-initialised from a random batch), and affine flows that use them (actnorm + LU
+linear inside each scanned layer). Kept few and small: each case costs compile time in two
+dtypes; test_layers.py and test_standardize.py cover the rest."""
 
+import jax
 from contract import BijectorCase, FlowCase
 
 from nitsjax.bijectors.actnorm import actnorm
-from nitsjax.bijectors.base import chain, invert
+from nitsjax.bijectors.base import Bijector, chain, invert
 from nitsjax.bijectors.elementwise import logit, sigmoid, tanh
 from nitsjax.bijectors.linear import lu_linear
+from nitsjax.bijectors.standardize import whiten
 from nitsjax.flows.affine import iaf, realnvp
 
 BIJECTORS = [
@@ -28,6 +31,26 @@ BIJECTORS = [
         high=0.95,
         perturb=0.3,
     ),
+]
+
+
+
+def _data_initialised(bij, dim):
+    """``bij`` whose ``init`` runs ``data_init`` on a random correlated batch, so the contract
+    checks the non-identity path of a data-initialised layer."""
+
+    def init(key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        mix = jax.random.normal(k1, (dim, dim))
+        x = jax.random.normal(k2, (64, dim)) @ mix.T + jax.random.normal(k3, (dim,))
+        return bij.data_init(bij.init(key), x)[0]
+
+    return Bijector(init, bij.forward, bij.inverse, bij.data_init)
+
+
+BIJECTORS += [
+    BijectorCase("whiten", lambda: whiten(3), 3, perturb=0.3),
+    BijectorCase("whiten_data_init", lambda: _data_initialised(whiten(4), 4), 4, perturb=0.05),
 ]
 
 FLOWS = [

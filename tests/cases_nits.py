@@ -5,7 +5,7 @@ from contract import BijectorCase, FlowCase
 
 from nitsjax.bijectors.autoregressive import masked_autoregressive
 from nitsjax.bijectors.coupling import coupling
-from nitsjax.bijectors.nits import nits_bijector
+from nitsjax.bijectors.nits import nits_bijector, normal_squash
 from nitsjax.bijectors.pnn import pnn_transformer
 from nitsjax.flows.nits import nits
 
@@ -29,6 +29,19 @@ BIJECTORS = [
         ),
         4,
         context_dim=2,
+    ),
+    BijectorCase("normal_squash", lambda: normal_squash(3), 3, low=-3.0, high=3.0),
+    BijectorCase(
+        "normal_squash_learned",
+        # |y| <= ~2.5: float32 Phi keeps ~1e-4 inverse accuracy there (see normal_squash)
+        lambda: normal_squash(2, loc=[0.5, 1.0], scale=[2.0, 1.5], learn=True),
+        2,
+        perturb=0.2,
+    ),
+    BijectorCase(
+        "nits_normal_squash",
+        lambda: nits_bijector(3, arch=(8,), hidden=32, blocks=1, squash="normal"),
+        3,
     ),
     BijectorCase("nits_unbounded", lambda: nits_bijector(3, arch=(8, 8), hidden=32, blocks=1), 3),
     BijectorCase(

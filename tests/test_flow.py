@@ -12,7 +12,7 @@ from scipy import stats
 import nitsjax as nj
 from nitsjax import flow as flow_module
 from nitsjax.bijectors.actnorm import actnorm
-from nitsjax.bijectors.affine import affine_transformer, gated_affine_transformer
+from nitsjax.bijectors.affine import affine_transformer
 from nitsjax.bijectors.autoregressive import masked_autoregressive
 from nitsjax.bijectors.base import chain, invert, needs_data_init, stack, unique_names
 from nitsjax.bijectors.elementwise import logit

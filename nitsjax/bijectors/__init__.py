@@ -15,17 +15,19 @@ from nitsjax.bijectors.nits import (
     autoregressive_nits,
     logistic_squash,
     nits_bijector,
+    normal_squash,
     rotation,
     support_from_data,
 )
 from nitsjax.bijectors.permute import permute, random_permutation, reverse
 from nitsjax.bijectors.pnn import pnn_transformer
 from nitsjax.bijectors.spline import rational_quadratic_transformer
+from nitsjax.bijectors.standardize import whiten
 
 __all__ = [
     "Bijector", "Transformer", "actnorm", "affine_transformer", "autoregressive_nits", "chain",
     "coupling", "elementwise_affine", "gated_affine_transformer", "invert", "logistic_squash",
-    "logit", "lu_linear", "masked_autoregressive", "nits_bijector", "permute", "pnn_transformer",
-    "random_permutation", "rational_quadratic_transformer", "reverse", "rotation", "sigmoid",
-    "stack", "support_from_data", "tanh",
+    "logit", "lu_linear", "masked_autoregressive", "nits_bijector", "normal_squash", "permute",
+    "pnn_transformer", "random_permutation", "rational_quadratic_transformer", "reverse",
+    "rotation", "sigmoid", "stack", "support_from_data", "tanh", "whiten",
 ]

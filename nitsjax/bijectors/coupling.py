@@ -25,36 +25,50 @@ def coupling(
     *,
     context_dim: Optional[int] = None,
     split: Optional[int] = None,
+    dropout: float = 0.0,
 ) -> Bijector:
     """A coupling bijector on R^dim (dim >= 2): the last ``dim - split`` coordinates are
-    transformed given the first ``split`` (default ``dim // 2``)."""
+    transformed given the first ``split`` (default ``dim // 2``).
+
+    ``dropout`` is the rate on the MLP's hidden activations, active only when a ``key`` is
+    passed to forward/inverse (as in ``masked_autoregressive``); with ``key=None`` the
+    layer is deterministic. For a given key, inverse undoes forward exactly (the same mask
+    is drawn, since the conditioner sees the same untouched half)."""
     if dim < 2:
         raise ValueError(f"coupling layers need dim >= 2, got dim={dim}; use maf or nits")
     split = dim // 2 if split is None else split
     if not 1 <= split < dim:
         raise ValueError(f"split: expected 1 <= split < dim={dim}, got {split}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout: expected 0 <= dropout < 1, got {dropout}")
     n_out = dim - split
     k = transformer.num_params
     mlp = MLP(
         hidden=tuple(hidden),
         out_dim=n_out * k,
         out_bias=np.tile(np.asarray(transformer.identity_params, np.float32), n_out),
+        dropout=float(dropout),
     )
 
     def init(key):
         ctx = None if context_dim is None else jnp.zeros(context_dim)
         return mlp.init(key, jnp.zeros(split), ctx)
 
-    def _apply(params, x, context, inverse):
+    def _theta(params, xa, context, key):
+        if key is None:
+            return mlp.apply(params, xa, context)
+        return mlp.apply(params, xa, context, deterministic=False, rngs={"dropout": key})
+
+    def _apply(params, x, context, key, inverse):
         xa, xb = x[:split], x[split:]
-        theta = mlp.apply(params, xa, context).reshape(n_out, k).astype(x.dtype)
+        theta = _theta(params, xa, context, key).reshape(n_out, k).astype(x.dtype)
         yb, ld = transform_elementwise(transformer, theta, xb, inverse=inverse)
         return jnp.concatenate([xa, yb]), ld
 
     def forward(params, x, context=None, key=None):
-        return _apply(params, x, context, inverse=False)
+        return _apply(params, x, context, key, inverse=False)
 
     def inverse(params, z, context=None, key=None):
-        return _apply(params, z, context, inverse=True)
+        return _apply(params, z, context, key, inverse=True)
 
     return Bijector(init, forward, inverse, event_size=dim, name="coupling")

@@ -117,6 +117,7 @@ def realnvp(
     layers: int = 5,
     hidden: Sequence[int] = (128, 128),
     context_dim: Optional[int] = None,
+    dropout: float = 0.0,
     actnorm: bool = False,
     linear: Optional[str] = None,
     standardize: Optional[str] = "whiten",
@@ -124,12 +125,12 @@ def realnvp(
     """RealNVP (Dinh et al., ICLR 2017): affine coupling layers, halves swapped between
     layers by reversing the coordinates. Needs dim >= 2. ``actnorm``, ``linear`` and
     ``standardize`` as in ``maf`` (actnorm + ``linear="lu"`` is a Glow step with affine
-    coupling)."""
+    coupling). ``dropout``: rate in the coupling MLPs, active when a key is passed."""
     spec = flow_spec("realnvp", locals())
-    hidden = check_common(dim, layers, hidden, context_dim, 0.0)
+    hidden = check_common(dim, layers, hidden, context_dim, dropout)
     check_extras(actnorm, linear)
     check_standardize(standardize)
-    cp = coupling(affine_transformer(), dim, hidden, context_dim=context_dim)
+    cp = coupling(affine_transformer(), dim, hidden, context_dim=context_dim, dropout=dropout)
     bij = flow_bijector(stack(flow_layer(cp, dim, actnorm, linear), layers, name="layers"),
                         dim, standardize)
     return Flow(standard_normal(dim), bij, dim, context_dim, name="realnvp", spec=spec)

@@ -67,7 +67,7 @@ def nsf(
       context_dim: size of a conditioning input, or None.
       residual: residual MADE blocks (autoregressive only; equal hidden widths).
       degrees: MADE hidden degrees, ``"sequential"`` or ``"random"`` (autoregressive only).
-      dropout: MADE dropout rate, active when a key is passed (autoregressive only).
+      dropout: conditioner (MLP or MADE) dropout rate, active when a key is passed.
       min_width, min_height, min_derivative: spline floors, see
         ``nitsjax.bijectors.spline.rational_quadratic_transformer``.
       linear: mixing before each spline layer: ``"lu"`` (default, the NSF paper's learned
@@ -109,14 +109,13 @@ def nsf(
             )
         for arg, value, default in (
             ("residual", residual, False), ("degrees", degrees, "sequential"),
-            ("dropout", dropout, 0.0),
         ):
             if value != default:
                 raise ValueError(
                     f"{arg}: only autoregressive=True (MADE conditioner) supports it; "
                     f"expected {default!r} with coupling layers, got {value!r}"
                 )
-        layer = coupling(t, dim, hidden, context_dim=context_dim)
+        layer = coupling(t, dim, hidden, context_dim=context_dim, dropout=dropout)
         name = "nsf_coupling"
     bij = flow_bijector(stack(flow_layer(layer, dim, actnorm, linear), layers, name="layers"),
                         dim, standardize)

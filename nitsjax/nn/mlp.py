@@ -18,18 +18,22 @@ class MLP(nn.Module):
       out_dim: output size.
       out_bias: optional ``(out_dim,)`` initial output (output kernel is zero-initialised
         when this is given).
+      dropout: dropout rate on every hidden activation, active only when called with
+        ``deterministic=False`` (and a ``"dropout"`` rng).
     """
 
     hidden: Sequence[int]
     out_dim: int
     out_bias: Optional[np.ndarray] = None
     activation: Callable = nn.relu
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x, context=None):
+    def __call__(self, x, context=None, deterministic: bool = True):
         h = x if context is None else jnp.concatenate([x, context.astype(x.dtype)], axis=-1)
         for w in self.hidden:
             h = self.activation(nn.Dense(w)(h))
+            h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
         if self.out_bias is None:
             return nn.Dense(self.out_dim)(h)
         value = jnp.asarray(self.out_bias, jnp.float32)
