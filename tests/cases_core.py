@@ -35,6 +35,16 @@ BIJECTORS = [
         context_dim=3,
     ),
     BijectorCase(
+        "chain_named_dict",
+        lambda: B.chain({"first": B.masked_autoregressive(B.affine_transformer(), 3, (8,)),
+                         "flip": B.reverse(3), "scale": B.elementwise_affine(3)}),
+        3,
+    ),
+    BijectorCase(
+        "iaf_layer_gated", lambda: B.invert(
+            B.masked_autoregressive(B.gated_affine_transformer(), 3, (8,))), 3,
+    ),
+    BijectorCase(
         "stack_chain",
         lambda: B.stack(
             B.chain([B.masked_autoregressive(B.affine_transformer(), 3, (8,)), B.reverse(3)]), 3
@@ -52,4 +62,9 @@ FLOWS = [
     FlowCase("realnvp", lambda: nj.flows.realnvp(2, layers=3, hidden=(16, 16))),
     FlowCase("realnvp_context", lambda: nj.flows.realnvp(4, layers=2, hidden=(16,), context_dim=2)),
     FlowCase("maf_6d", lambda: nj.flows.maf(6, layers=5, hidden=(32, 32))),
+    FlowCase("maf_permute_diagonal",
+             lambda: nj.flows.maf(3, layers=2, hidden=(8,), linear="permute",
+                                  standardize="diagonal")),
+    FlowCase("realnvp_dropout_unstandardized",
+             lambda: nj.flows.realnvp(2, layers=2, hidden=(8,), dropout=0.1, standardize=None)),
 ]

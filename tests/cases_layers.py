@@ -7,7 +7,7 @@ import jax
 from contract import BijectorCase, FlowCase
 
 from nitsjax.bijectors.actnorm import actnorm
-from nitsjax.bijectors.base import Bijector, chain, invert
+from nitsjax.bijectors.base import chain, invert
 from nitsjax.bijectors.elementwise import logit, sigmoid, tanh
 from nitsjax.bijectors.linear import lu_linear
 from nitsjax.bijectors.standardize import whiten
@@ -23,6 +23,7 @@ BIJECTORS = [
     BijectorCase("tanh", lambda: tanh(), 3, low=-3.0, high=3.0),
     BijectorCase("lu_linear", lambda: lu_linear(4), 4),
     BijectorCase("actnorm", lambda: actnorm(3), 3),
+    BijectorCase("invert_actnorm", lambda: invert(actnorm(3)), 3),
     BijectorCase(
         "logit_actnorm_lu_chain",
         lambda: chain([logit(alpha=0.01), actnorm(3), lu_linear(3, seed=1)]),
@@ -45,7 +46,7 @@ def _data_initialised(bij, dim):
         x = jax.random.normal(k2, (64, dim)) @ mix.T + jax.random.normal(k3, (dim,))
         return bij.data_init(bij.init(key), x)[0]
 
-    return Bijector(init, bij.forward, bij.inverse, bij.data_init)
+    return bij._replace(init=init)  # keeps event_size, name and the data-init fields
 
 
 BIJECTORS += [

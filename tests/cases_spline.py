@@ -32,6 +32,10 @@ BIJECTORS = [
 ]
 
 FLOWS = [
+    FlowCase(
+        "nsf_coupling_permute_actnorm",
+        lambda: nsf(2, layers=2, hidden=(8,), bins=4, linear="permute", actnorm=True),
+    ),
     FlowCase("nsf_coupling", lambda: nsf(2, layers=3, hidden=(16, 16), bins=6)),
     FlowCase(
         "nsf_coupling_context", lambda: nsf(2, layers=2, hidden=(16,), bins=5, context_dim=3)
