@@ -277,15 +277,21 @@ def test_bounded_flow_out_of_support_is_an_error_or_explicit_minus_inf():
     assert bool(jnp.all(jnp.isfinite(free.log_prob(free.init(jax.random.key(0)), x))))
 
 
-def test_unbounded_nits_starts_as_logistic_and_has_finite_tails():
-    flow = nits(2, arch=(8,), hidden=16, blocks=1)
+@pytest.mark.parametrize("squash", ["normal", "logistic"])
+def test_unbounded_nits_starts_at_its_squash_density_with_finite_tails(squash):
+    """Fresh (identity whitening, PNNs within a few percent of uniform): the density of
+    the squash, N(0, 1) (the default) or the standard logistic, per coordinate."""
+    flow = nits(2, arch=(8,), hidden=16, blocks=1, squash=squash)
     params = flow.init(jax.random.key(0))
     x = np.array([[0.0, 0.0], [1.0, -2.0], [8.0, -8.0], [30.0, -60.0], [200.0, 1e3]], np.float32)
     lp = flow.log_prob(params, x)
     assert bool(jnp.all(jnp.isfinite(lp)))
-    logistic = np.sum(-np.abs(x) - 2 * np.log1p(np.exp(-np.abs(x))), axis=1)
-    # fresh PNNs are within a few percent of uniform: log-density within 0.1 of logistic
-    np.testing.assert_allclose(lp, logistic, atol=0.1)
+    if squash == "normal":
+        want = stats.norm.logpdf(x.astype(np.float64)).sum(1)
+    else:
+        want = np.sum(-np.abs(x) - 2 * np.log1p(np.exp(-np.abs(x))), axis=1)
+    # fresh PNNs are within a few percent of uniform: log-density within 0.1 of the squash's
+    np.testing.assert_allclose(lp, want, atol=0.1, rtol=1e-6)
 
 
 def test_support_from_data_uses_training_data_with_margin():
