@@ -401,7 +401,7 @@ def stack(bijector: Bijector, num: int, *, name: str = "stack") -> Bijector:
     """
     _check_bijector(bijector, "stack")
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-        raise ValueError(f"stack() needs an integer num >= 1 layers, got num={num!r}")
+        raise ValueError(f"stack() needs num >= 1 layers, got num={num!r} (an integer)")
     num = int(num)
     b = bijector
 
