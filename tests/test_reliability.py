@@ -27,6 +27,7 @@ from conftest import collect
 
 from nitsjax import data as nd
 from nitsjax import experiment as ex
+from nitsjax import flow as flow_module
 from nitsjax.bijectors.base import chain, stack
 from nitsjax.bijectors.spline import rational_quadratic_transformer
 from nitsjax.cli import main
@@ -40,8 +41,10 @@ FLOWS = collect("FLOWS")
 CONDITIONAL = [c for c in FLOWS if c.make().context_dim is not None]
 
 
-def _nothing_compiled(flow) -> bool:
-    return flow._log_prob_jit._cache_size() == 0 and flow._sample_jit._cache_size() == 0
+def _compiled_sizes() -> tuple:
+    """Sizes of Flow's compiled-function caches (module level, shared by equal flows)."""
+    return (flow_module._log_prob_compiled._cache_size(),
+            flow_module._sample_compiled._cache_size())
 
 
 # ------------------------------------------------------------------- log_prob: x
@@ -89,6 +92,7 @@ X_KINDS = ["rank1", "rank3", "scalar", "wrong_dim", "empty", "nan", "inf", "int"
 @pytest.mark.parametrize("case", FLOWS, ids=str)
 def test_log_prob_refuses_bad_x_before_compiling(case):
     flow = case.make()
+    before = _compiled_sizes()
     for kind in X_KINDS:
         x, exc, pattern = _bad_x(kind, flow.dim)
         with pytest.raises(exc, match=pattern):
@@ -96,12 +100,13 @@ def test_log_prob_refuses_bad_x_before_compiling(case):
         if flow.context_dim is not None:  # x is checked before the context
             with pytest.raises(exc, match=pattern):
                 flow.log_prob(None, x, np.zeros((4, flow.context_dim), np.float32))
-    assert _nothing_compiled(flow)
+    assert _compiled_sizes() == before
 
 
 @pytest.mark.parametrize("case", FLOWS, ids=str)
 def test_context_errors(case):
     flow = case.make()
+    before = _compiled_sizes()
     d, k = flow.dim, flow.context_dim
     x = np.zeros((4, d), np.float32)
     if k is None:
@@ -142,13 +147,14 @@ def test_context_errors(case):
             flow.sample(None, jax.random.key(0), 4, np.zeros((3, k), np.float32))
         with pytest.raises(ValueError, match="context: 1 non-finite"):
             flow.sample(None, jax.random.key(0), 4, bad_nan)
-    assert _nothing_compiled(flow)
+    assert _compiled_sizes() == before
 
 
 # --------------------------------------------------------------- sample and init
 @pytest.mark.parametrize("case", FLOWS, ids=str)
 def test_sample_and_init_refuse_bad_n_and_keys(case):
     flow = case.make()
+    before = _compiled_sizes()
     ctx = None if flow.context_dim is None else np.zeros(flow.context_dim, np.float32)
     key = jax.random.key(0)
     for n in (0, -3, 2.5, True, "10", None, np.float32(4)):
@@ -163,7 +169,7 @@ def test_sample_and_init_refuse_bad_n_and_keys(case):
             flow.sample(None, bad_key, 4, ctx)
         with pytest.raises(TypeError, match="key: expected a PRNG key"):
             flow.init(bad_key)
-    assert _nothing_compiled(flow)
+    assert _compiled_sizes() == before
     # a legacy uint32[2] key is a key: accepted (sample with real params is not needed here)
     with pytest.raises(ValueError, match="n: expected"):
         flow.sample(None, jax.random.PRNGKey(0), 0, ctx)
@@ -191,7 +197,8 @@ def test_checks_cost_nothing_inside_jit():
     params = flow.init(jax.random.key(0))
     x = jnp.ones((3, 2))
     checked = jax.make_jaxpr(flow.log_prob)(params, x)
-    unchecked = jax.make_jaxpr(flow._log_prob_jit)(params, x)
+    unchecked = jax.make_jaxpr(
+        lambda p, v: flow_module._log_prob_compiled(flow, p, v, None))(params, x)
     assert str(checked) == str(unchecked)
     lp = jax.jit(flow.log_prob)(params, x.at[0, 0].set(jnp.nan))  # no host sync, no raise
     assert np.isnan(lp[0]) and np.all(np.isfinite(lp[1:]))  # NaN in, NaN out (not hidden)
