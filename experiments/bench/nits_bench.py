@@ -51,7 +51,8 @@ def _nitsjax(task: dict) -> dict:
     d, hidden, blocks, n = task["dim"], task["hidden"], task["blocks"], task["batch"]
     solver = task.get("solver", "newton")
     arch = tuple(task.get("arch", (16, 16)))
-    flow = nits(d, arch=arch, hidden=hidden, blocks=blocks, solver=solver)
+    flow = nits(d, arch=arch, hidden=hidden, blocks=blocks, solver=solver, standardize=None,
+                squash="logistic")  # the layout _nitsjax_solver_stats re-solves
     params = flow.init(jax.random.key(0))
     leaves, tdef = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.key(1), len(leaves))
@@ -97,7 +98,8 @@ def _nitsjax_solver_stats(flow, params, key, n, solver, arch, hidden, blocks, d)
         keys = jax.random.split(key, n)
         u = jax.vmap(lambda k: flow.base.sample(params["base"], k))(keys).astype(jnp.float32)
         x, _ = flow.sample_batch(params, key, n=n)
-        squash_p, ar_p = params["bijector"]
+        inner = params["bijector"]["nits"]
+        squash_p, ar_p = inner["squash"], inner["made"]
         squash = logistic_squash(d)
         t = jax.vmap(lambda xi: squash.forward(squash_p, xi)[0])(x)
         made = MADE(dim=d, hidden=(hidden,) * (blocks + 1), num_params=pnn.num_params(arch),
