@@ -7,14 +7,29 @@ from nitsjax.bijectors.affine import (
     gated_affine_transformer,
 )
 from nitsjax.bijectors.autoregressive import masked_autoregressive
-from nitsjax.bijectors.base import Bijector, Transformer, chain, invert, stack
+from nitsjax.bijectors.base import (
+    Bijector,
+    Transformer,
+    chain,
+    elementwise,
+    invert,
+    needs_data_init,
+    stack,
+)
 from nitsjax.bijectors.coupling import coupling
-from nitsjax.bijectors.elementwise import logit, sigmoid, tanh
+from nitsjax.bijectors.elementwise import (
+    logistic_transformer,
+    logit,
+    sigmoid,
+    tanh,
+    tanh_transformer,
+)
 from nitsjax.bijectors.linear import lu_linear
 from nitsjax.bijectors.nits import (
     autoregressive_nits,
     logistic_squash,
     nits_bijector,
+    normal_cdf_transformer,
     normal_squash,
     rotation,
     support_from_data,
@@ -26,8 +41,9 @@ from nitsjax.bijectors.standardize import whiten
 
 __all__ = [
     "Bijector", "Transformer", "actnorm", "affine_transformer", "autoregressive_nits", "chain",
-    "coupling", "elementwise_affine", "gated_affine_transformer", "invert", "logistic_squash",
-    "logit", "lu_linear", "masked_autoregressive", "nits_bijector", "normal_squash", "permute",
+    "coupling", "elementwise", "elementwise_affine", "gated_affine_transformer", "invert",
+    "logistic_squash", "logistic_transformer", "logit", "lu_linear", "masked_autoregressive",
+    "needs_data_init", "nits_bijector", "normal_cdf_transformer", "normal_squash", "permute",
     "pnn_transformer", "random_permutation", "rational_quadratic_transformer", "reverse",
-    "rotation", "sigmoid", "stack", "support_from_data", "tanh", "whiten",
+    "rotation", "sigmoid", "stack", "support_from_data", "tanh", "tanh_transformer", "whiten",
 ]
