@@ -1,5 +1,6 @@
 """Pure-function bijectors (see ``base.py`` for the contract) and their combinators."""
 
+from nitsjax.bijectors import base
 from nitsjax.bijectors.actnorm import actnorm
 from nitsjax.bijectors.affine import (
     affine_transformer,
@@ -11,7 +12,6 @@ from nitsjax.bijectors.base import (
     Bijector,
     Transformer,
     chain,
-    elementwise,
     invert,
     needs_data_init,
     stack,
@@ -38,6 +38,9 @@ from nitsjax.bijectors.permute import permute, random_permutation, reverse
 from nitsjax.bijectors.pnn import pnn_transformer
 from nitsjax.bijectors.spline import rational_quadratic_transformer
 from nitsjax.bijectors.standardize import whiten
+
+# the function of base.py, not the submodule of the same name imported above
+elementwise = base.elementwise
 
 __all__ = [
     "Bijector", "Transformer", "actnorm", "affine_transformer", "autoregressive_nits", "chain",
