@@ -77,16 +77,19 @@ def test_maf_on_moons_beats_gaussian(flow, params0, moons):
     gauss = gaussian_nll(xtr, xte)
     assert flow_nll < gauss - 0.3, (flow_nll, gauss)
     assert isinstance(history, History)
-    assert history["step"] == list(range(EVAL, 1501, EVAL))
+    assert history["step"] == list(range(0, 1501, EVAL))  # step 0: before any update
     assert history.records[0].keys() >= {"step", "train_nll", "val_nll", "lr", "time",
                                          "skipped", "skipped_total"}
-    assert history["train_nll"][-1] < history["train_nll"][0]
+    assert history["train_nll"][0] is None and history["lr"][0] is None
+    assert history["train_nll"][-1] < history["train_nll"][1]
     # returned params are the best on validation
     best = float(-np.mean(flow.log_prob(params, xva)))
     assert best == pytest.approx(min(history["val_nll"]), abs=1e-4)
     assert history.best_step == history["step"][int(np.argmin(history["val_nll"]))]
     # the cosine schedule ends near zero, after the warm-up ramp
     assert history["lr"][-1] < 1e-3 * 3e-3
+    assert history.returned == "best" and history.returned_step == history.best_step
+    assert history.gaussian_val_nll == pytest.approx(gaussian_nll(xtr, xva), abs=2e-3)
 
 
 def test_schedule_shapes():
@@ -121,22 +124,23 @@ def test_resume_continues_where_it_left_off(flow, params0, moons, tmp_path):
     p_full, h_full = run(flow, params0, xtr, xva, steps=400, **kw)
     ck = tmp_path / "run"
     p_half, h_half = run(flow, params0, xtr, xva, steps=200, checkpoint_dir=ck, **kw)
-    assert h_half["step"] == [100, 200]
+    assert h_half["step"] == [0, 100, 200]
     lines = (ck / "history.jsonl").read_text().splitlines()
-    assert [json.loads(s)["step"] for s in lines] == [100, 200]
+    assert [json.loads(s)["step"] for s in lines] == [0, 100, 200]
     # the resumed call gets different initial params and key: both come from the checkpoint
     junk = jax.tree_util.tree_map(lambda a: a + 1.0, params0)
     p_res, h_res = run(flow, junk, xtr, xva, steps=400, checkpoint_dir=ck,
                        key=jax.random.key(99), **kw)
     assert tree_maxdiff(p_res, p_full) <= 1e-6
     assert h_res["step"] == h_full["step"]
-    np.testing.assert_allclose(h_res["train_nll"], h_full["train_nll"], rtol=1e-6)
+    assert h_res["train_nll"][0] is None and h_full["train_nll"][0] is None
+    np.testing.assert_allclose(h_res["train_nll"][1:], h_full["train_nll"][1:], rtol=1e-6)
     np.testing.assert_allclose(h_res["val_nll"], h_full["val_nll"], rtol=1e-6)
     assert h_res.best_step == h_full.best_step
-    assert len((ck / "history.jsonl").read_text().splitlines()) == 4
+    assert len((ck / "history.jsonl").read_text().splitlines()) == 5
     # a finished run returns at once, without training
     p_again, h_again = run(flow, junk, xtr, xva, steps=400, checkpoint_dir=ck, **kw)
-    assert tree_equal(p_again, p_res) and len(h_again) == 4
+    assert tree_equal(p_again, p_res) and len(h_again) == 5
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -157,7 +161,7 @@ def test_signal_checkpoints_then_resume_matches(flow, params0, moons, tmp_path, 
     assert err.value.signum == signum
     assert signal.getsignal(signum) == before  # handler restored
     p_res, h_res = run(flow, params0, xtr, xva, checkpoint_dir=ck, **kw)
-    assert h_res["step"] == [100, 200, 300, 400]
+    assert h_res["step"] == [0, 100, 200, 300, 400]
     assert tree_maxdiff(p_res, p_full) <= 1e-6
 
 
@@ -257,7 +261,12 @@ def _args(flow, params0, moons, **kw):
         (dict(learning_rate=0.0), "learning_rate: expected a number > 0"),
         (dict(learning_rate=-1e-3), "learning_rate"),
         (dict(schedule="linear"), "schedule"),
-        (dict(patience=2, val=None), "patience: early stopping needs validation"),
+        (dict(patience=0), "patience: expected an integer >= 1"),
+        (dict(eval_every=0), "eval_every: expected an integer >= 1"),
+        (dict(data_init="yes"), "data_init: expected True or False"),
+        (dict(dequantize="some"), "dequantize: expected 'auto'"),
+        (dict(dequantize=True), "dequantize: True, but no column"),
+        (dict(dequantize=np.ones(3)), r"dequantize: expected an array of 2 finite steps"),
         (dict(ema_decay=1.0), "ema_decay"),
         (dict(context=np.zeros((1024, 1), np.float32)), "context: this flow is unconditional"),
     ],
