@@ -12,6 +12,7 @@ import signal
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from sklearn.datasets import make_moons
 
@@ -49,6 +50,8 @@ def gaussian_nll(train, test):
 def run(flow, params, train, val=None, **kw):
     base = dict(key=jax.random.key(1), steps=200, batch_size=BATCH, learning_rate=3e-3,
                 eval_every=EVAL, progress=False)
+    if "optimizer" in kw:  # the learning-rate arguments only build the default optimizer
+        del base["learning_rate"]
     base.update(kw)
     return fit(flow, params, train, val, **base)
 
@@ -305,3 +308,96 @@ def test_resume_into_a_different_flow_is_reported(flow, params0, moons, tmp_path
     other = maf(2, layers=1, hidden=(8,))
     with pytest.raises(ValueError, match="checkpoint_dir: could not restore"):
         run(other, other.init(jax.random.key(0)), moons[0], steps=200, checkpoint_dir=ck)
+
+
+# ------------------------------------------------------------ optimizer= (optax)
+def test_any_optax_optimizer_trains(flow, params0, moons, tmp_path):
+    xtr, xva, _ = moons
+    sgd = optax.sgd(1e-2)
+    params, h = run(flow, params0, xtr, xva, optimizer=sgd, steps=200)
+    assert h["val_nll"][-1] < h["val_nll"][0] - 0.05  # it learns
+    assert np.isnan(h["lr"][-1])  # optax.sgd does not expose its learning rate
+    assert not tree_equal(params, run(flow, params0, xtr, xva, steps=200)[0])  # not Adam
+    with pytest.raises(ValueError, match="optimizer: given together with learning_rate, "
+                                         "clip_norm"):
+        run(flow, params0, xtr, xva, optimizer=sgd, learning_rate=1e-2, clip_norm=1.0)
+    with pytest.raises(TypeError, match="optimizer: expected an optax.GradientTransformation"):
+        run(flow, params0, xtr, xva, optimizer="adam")
+    # a checkpoint records which optimizer made its state
+    ck = tmp_path / "run"
+    run(flow, params0, xtr, xva, optimizer=sgd, steps=100, checkpoint_dir=ck)
+    with pytest.raises(ValueError, match="different setup.*optimizer"):
+        run(flow, params0, xtr, xva, optimizer=optax.adam(1e-3), steps=200, checkpoint_dir=ck)
+
+
+# -------------------------------------------- cadence, step 0, data init, the floor
+def test_default_cadence_step_zero_and_data_init(flow, params0, moons, tmp_path, monkeypatch):
+    xtr, xva, _ = moons
+    calls = []
+    monkeypatch.setattr(type(flow), "needs_data_init", lambda self, p: True, raising=False)
+
+    def data_init(self, p, x, context=None):
+        calls.append((np.asarray(x).shape, context))
+        return jax.tree_util.tree_map(lambda a: a * 0.5, p)
+
+    monkeypatch.setattr(type(flow), "data_init", data_init, raising=False)
+    ck = tmp_path / "run"
+    kw = dict(eval_every=None, steps=16, checkpoint_dir=ck)
+    _, h = run(flow, params0, xtr, xva, **kw)
+    # once per epoch: 1024 rows / 128 per batch = 8 steps; step 0 evaluated before training
+    assert h["step"] == [0, 8, 16]
+    assert calls == [((N_TRAIN, 2), None)] and h.data_initialized
+    # the step-0 val NLL is that of the data-initialised params
+    halved = jax.tree_util.tree_map(lambda a: a * 0.5, params0)
+    assert h["val_nll"][0] == pytest.approx(float(-np.mean(flow.log_prob(halved, xva))),
+                                            abs=1e-5)
+    _, h2 = run(flow, params0, xtr, xva, **dict(kw, steps=24))  # resumed: no second init
+    assert len(calls) == 1 and h2["step"] == [0, 8, 16, 24] and h2.data_initialized
+    run(flow, params0, xtr, xva, steps=8, eval_every=8, data_init=False)
+    assert len(calls) == 1
+
+
+def test_step_zero_counts_for_the_best_params(flow, params0):
+    rng = np.random.default_rng(0)
+    # train far from val: every update makes val worse, so step 0 is the best
+    xtr = (3.0 + 0.5 * rng.standard_normal((N_TRAIN, 2))).astype(np.float32)
+    xva = rng.standard_normal((N_VAL, 2)).astype(np.float32)
+    params, h = run(flow, params0, xtr, xva, steps=300, patience=2)
+    assert h.best_step == 0 and h.returned == "initial" and h.returned_step == 0
+    assert h.stopped == "early_stopping" and h["step"] == [0, 100, 200]
+    assert tree_equal(params, params0)
+
+
+def test_worse_than_the_gaussian_is_reported(flow, params0, caplog):
+    rng = np.random.default_rng(0)
+    x = (100.0 * rng.standard_normal((600, 2)) + 7.0).astype(np.float32)  # raw scale
+    with caplog.at_level("INFO", logger="nitsjax.train.fit"):
+        _, h = run(flow, params0, x[:512], x[512:], steps=10, eval_every=10)
+    assert h.gaussian_val_nll == pytest.approx(gaussian_nll(x[:512], x[512:]), rel=1e-3)
+    assert h.best_val_nll > h.gaussian_val_nll  # ten steps cannot reach the raw scale
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("worse on validation than the full-covariance Gaussian" in m
+               and "standardize='whiten'" in m for m in warned), warned
+
+
+# --------------------------------------------------------- integer-valued columns
+def test_integer_table_is_dequantised_by_default(caplog):
+    rng = np.random.default_rng(0)
+    x = rng.poisson([3.0, 8.0], (1200, 2)).astype(np.float32)
+    flow = maf(2, layers=2, hidden=(16,))
+    with caplog.at_level("INFO", logger="nitsjax.train.fit"):
+        params, h = fit(flow, flow.init(jax.random.key(0)), x[:1000], x[1000:],
+                        key=jax.random.key(1), steps=300, batch_size=100,
+                        learning_rate=1e-2, progress=False)
+    assert h.dequantized == {0: 1.0, 1: 1.0}
+    assert all(np.isfinite(v) for v in h["val_nll"])
+    assert all(np.isfinite(v) for v in h["train_nll"][1:])
+    # a bound on the discrete NLL: never below the entropy of the two Poissons (~4.47)
+    assert 4.3 < h.best_val_nll < 5.5, h.best_val_nll
+    text = caplog.text
+    assert "discrete (lattice) column(s)" in text and "dequantising column(s)" in text
+    # off: the continuous density piles up on the integers instead
+    _, off = fit(flow, flow.init(jax.random.key(0)), x[:1000], x[1000:],
+                 key=jax.random.key(1), steps=300, batch_size=100, learning_rate=1e-2,
+                 progress=False, dequantize=False)
+    assert off.dequantized is None

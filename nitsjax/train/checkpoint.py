@@ -139,6 +139,15 @@ class Checkpointer:
         history.write_jsonl(self.history_path)
         return True
 
+    def latest_meta(self) -> dict | None:
+        """The ``meta`` dict of the latest checkpoint (no arrays read); None if empty."""
+        step = self._manager.latest_step()
+        if step is None:
+            return None
+        ocp = self._ocp
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored.meta)
+
     def restore(self, template: Any) -> tuple[Any, dict] | None:
         """The latest ``(state, meta)``, arrays shaped like ``template``; None if empty."""
         step = self._manager.latest_step()
@@ -171,21 +180,21 @@ def restore_run(ckpt: Checkpointer, template: Any, fingerprint: dict):
     ``template`` or the saved ``meta["config"]`` differs from ``fingerprint`` (the setup
     that fixes the state's structure and meaning: flow, data size, batch size, optimizer,
     EMA, validation, dequantisation)."""
-    try:
-        restored = ckpt.restore(template)
-    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
-        raise ValueError(
-            f"checkpoint_dir: could not restore the checkpoint in {ckpt.directory} into "
-            f"params of this flow ({type(err).__name__}: {err}); use a new checkpoint_dir "
-            f"to start afresh"
-        ) from err
-    if restored is None:
+    meta = ckpt.latest_meta()
+    if meta is None:
         return None
-    saved = restored[1]["config"]
+    saved = meta.get("config", {})
     diff = {k: (saved.get(k), v) for k, v in fingerprint.items() if saved.get(k) != v}
     if diff:
         raise ValueError(
             f"checkpoint_dir: {ckpt.directory} holds a run with a different setup "
             f"(saved vs now: {diff}); use a new checkpoint_dir to start afresh"
         )
-    return restored
+    try:
+        return ckpt.restore(template)
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise ValueError(
+            f"checkpoint_dir: could not restore the checkpoint in {ckpt.directory} into "
+            f"params of this flow ({type(err).__name__}: {err}); use a new checkpoint_dir "
+            f"to start afresh"
+        ) from err
