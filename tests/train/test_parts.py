@@ -84,3 +84,19 @@ def test_progress_and_signal_guard():
         os.kill(os.getpid(), signal.SIGTERM)
         assert flag["signum"] == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_orbax_is_optional(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, nitsjax, nitsjax.train; "
+            "print(any(m.startswith('orbax') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert out.stdout.strip() == "False"
+    from nitsjax.train import checkpoint
+
+    monkeypatch.setitem(sys.modules, "orbax.checkpoint", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'checkpoint_dir: .*pip install "nitsjax\[cli\]"'):
+        checkpoint.Checkpointer(tmp_path / "ck")

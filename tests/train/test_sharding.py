@@ -94,7 +94,7 @@ def result(tmp_path_factory):
     flag = "--xla_force_host_platform_device_count=4"
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flag).strip()
     env["JAX_PLATFORMS"] = "cpu"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path_factory.mktemp("dp"))],
@@ -187,7 +187,7 @@ def test_two_processes_train_like_one_device(tmp_path):
     devices, a shared checkpoint folder, resume; same losses and params as one device."""
     import numpy as np
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=2",
                PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))

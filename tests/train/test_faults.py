@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 STEPS, EVAL_EVERY = 400, 50
 
 SCRIPT = textwrap.dedent(
