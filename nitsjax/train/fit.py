@@ -43,22 +43,16 @@ import optax
 from nitsjax.flow import Flow
 from nitsjax.train import dequantize as dq
 from nitsjax.train import optim, sharding
-from nitsjax.train.checkpoint import Checkpointer, check_writable, restore_run
+from nitsjax.train.checkpoint import Checkpointer, check_writable
 from nitsjax.train.early_stopping import EarlyStopping
 from nitsjax.train.gaussian import gaussian_floor
 from nitsjax.train.history import History
+from nitsjax.train.loop import Run
 from nitsjax.train.losses import nll
 from nitsjax.train.optim import SCHEDULES, learning_rate_at  # noqa: F401 - re-exported
 from nitsjax.train.progress import Progress
 from nitsjax.train.signals import stop_on_signals
-from nitsjax.train.step import (
-    Carry,
-    compiled_cache_sizes,  # noqa: F401 - re-exported
-    ema_params_jit,
-    eval_nll_jit,
-    init_carry,
-    train_period_jit,
-)
+from nitsjax.train.step import compiled_cache_sizes, train_period_jit  # noqa: F401
 from nitsjax.validation import check_context, check_data, check_key, check_positive_int
 
 log = logging.getLogger(__name__)
@@ -376,167 +370,97 @@ def fit(
 
     # ------------------------------------------------------ state, resumed or fresh
     use_ema = ema_decay is not None
-    offset = dq.log_volume(lattice)  # NLLs reported per the discrete data
-    history = History()
-    dequantized = (None if lattice is None else
-                   {int(j): float(lattice[j]) for j in np.flatnonzero(lattice > 0)})
-    carry = init_carry(tx, params, use_ema)
     fingerprint = {
         "flow": flow.name, "dim": flow.dim, "context_dim": flow.context_dim,
         "n_train": int(n), "batch_size": batch_size, "ema": use_ema, "val": val is not None,
-        "optimizer": optim.describe(tx, carry.opt_state),
+        "optimizer": optim.describe(tx, jax.eval_shape(tx.init, params)),
         "dequantize": None if lattice is None else [float(s) for s in lattice],
     }
-
-    def state_tree(c, best):
-        return {
-            "params": c.params, "opt_state": c.opt_state, "ema": c.ema,
-            "best_params": c.params if best is None else best,
-            "key": jax.random.key_data(key),
-            "counters": {"consecutive": c.consecutive, "skipped": c.skipped},
-        }
-
-    stopper = EarlyStopping(patience if val is not None else None, min_delta)
-    best_params, elapsed_before = None, 0.0
     ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
     try:
-        restored = None if ckpt is None else restore_run(ckpt, state_tree(carry, None), fingerprint)
-        if restored is not None:
-            state, meta = restored
-            key = jax.random.wrap_key_data(state["key"], impl=meta["key_impl"])
-            opt_state = state["opt_state"]
-            if optim.is_default(tx):  # this call's hyper-parameters apply, as documented
-                opt_state = optim.with_hyperparameters(opt_state, carry.opt_state.hyperparams)
-            carry = Carry(state["params"], opt_state, state["ema"],
-                          jnp.asarray(meta["step"], jnp.int32),
-                          state["counters"]["consecutive"], state["counters"]["skipped"])
-            history = History.from_json(meta["history"])
-            best_params = state["best_params"] if history.best_step is not None else None
-            stopper.best = math.inf if meta["best_val"] is None else meta["best_val"]
-            stopper.bad, elapsed_before = meta["bad_evals"], meta["elapsed"]
-            log.info("fit: resuming from step %d in %s", meta["step"], ckpt.directory)
-        elif data_init and getattr(flow, "needs_data_init", None) is not None \
-                and flow.needs_data_init(params):
+        run = Run(flow, tx, params, key, ema_decay,
+                  EarlyStopping(patience if val is not None else None, min_delta), ckpt,
+                  fingerprint, offset=dq.log_volume(lattice), callback=callback)
+        if not run.resume() and data_init and _needs_data_init(flow, params):
             rows = min(n, DATA_INIT_ROWS)
-            params = flow.data_init(params, dq.with_fixed_noise(train[:rows], lattice),
-                                    None if context is None else context[:rows])
-            carry = init_carry(tx, params, use_ema)
-            history.data_initialized = True
-            log.info("fit: initialised the flow's data-dependent layers from %d training rows",
-                     rows)
-        history.dequantized = dequantized
+            run.reset(flow.data_init(params, dq.with_fixed_noise(train[:rows], lattice),
+                                     None if context is None else context[:rows]))
+            run.history.data_initialized = True
+            log.info("fit: initialised the flow's data-dependent layers from %d training "
+                     "rows", rows)
+        run.history.dequantized = (None if lattice is None else
+                                   {int(j): float(lattice[j]) for j in np.flatnonzero(lattice)})
         if val is not None:
             val = dq.with_fixed_noise(val, lattice)
-            history.gaussian_val_nll = gaussian_floor(
-                dq.with_fixed_noise(train, lattice), val) - offset
-
-        # ------------------------------------------------------------- onto devices
-        ema_decay_arr = jnp.float32(0.0 if ema_decay is None else ema_decay)
-        lattice_arr = None if lattice is None else jnp.asarray(lattice, train.dtype)
-        if mesh is None:
-            data = (jnp.asarray(train), None if context is None else jnp.asarray(context),
-                    lattice_arr)
-        else:
-            ndev = len(devices)
-            data = tuple(None if a is None else sharding.put_rows(sharding.pad_rows(a, ndev), mesh)
-                         for a in (train, context))
-            carry, best_params, key, ema_decay_arr, lattice_arr = sharding.replicate(
-                (carry, best_params, key, ema_decay_arr, lattice_arr), mesh)
-            data = (*data, lattice_arr)
-        if val is not None:
-            eb = min(eval_batch_size, val.shape[0])
-            if mesh is not None:  # evaluation batches split over the devices too
-                eb = -(-eb // len(devices)) * len(devices)
-            val_data = _pad_batches(val, val_context, eb)
-            if mesh is not None:
-                val_data = tuple(None if a is None else sharding.put_rows(np.asarray(a), mesh, 1)
-                                 for a in val_data)
-
-        step = int(carry.step)
-        key_impl = str(jax.random.key_impl(key))
-        learning_rate_of = optim.learning_rate_reader(tx)
-
-        def current_params():
-            if use_ema and int(carry.ema.count) > 0:
-                return ema_params_jit(carry.ema, ema_decay_arr)
-            return carry.params
-
-        def final_params():
-            if val is not None and restore_best and best_params is not None:
-                return best_params
-            return current_params()
-
-        def evaluate(m, elapsed):
-            """Validation NLL, early-stopping bookkeeping and the history record of ``step``."""
-            nonlocal best_params
-            val_nll = None
-            if val is not None:
-                params_now = current_params()
-                val_nll = float(eval_nll_jit(flow, params_now, *val_data)) - offset
-                if stopper.update(val_nll):
-                    best_params = params_now
-                    history.best_step, history.best_val_nll = step, val_nll
-            record = {
-                "step": step,
-                "train_nll": None if m is None else float(m["train_nll"]) - offset,
-                "val_nll": val_nll,
-                "lr": None if m is None else float(m["lr"]),
-                "time": elapsed,
-                "skipped": 0 if m is None else int(m["skipped"]),
-                "skipped_total": int(carry.skipped),
-            }
-            history.append(record)
-            if stopper.stop:
-                history.stopped = "early_stopping"
-            if callback is not None and callback(dict(record)) is True:
-                history.stopped = history.stopped or "callback"
-            return record
-
-        def save(elapsed):
-            if ckpt is None:
-                return
-            meta = {
-                "step": step, "best_val": None if not math.isfinite(stopper.best) else stopper.best,
-                "bad_evals": stopper.bad, "elapsed": elapsed, "config": fingerprint,
-                "key_impl": key_impl, "history": history.to_json(),
-            }
-            if not ckpt.save(step, state_tree(carry, best_params), meta, history):
-                log.warning("fit: params at step %d are not finite; checkpoint not written", step)
+            run.history.gaussian_val_nll = gaussian_floor(
+                dq.with_fixed_noise(train, lattice), val) - run.offset
+        data, run.val_data = _on_devices(train, context, lattice, val, val_context,
+                                         eval_batch_size, mesh)
+        if mesh is not None:
+            run.replicate(mesh)
 
         # ---------------------------------------------------------------- train
-        t0 = time.perf_counter()
+        step, t0 = run.step, time.perf_counter()
         with stop_on_signals() as flag, Progress(steps, step, progress) as bar:
-            if step == 0 and val is not None and not history.records:
-                evaluate(None, elapsed_before)  # step 0 competes for the best params
-            while step < steps and history.stopped is None:
+            if step == 0 and val is not None and not run.history.records:
+                run.evaluate(None, run.elapsed_before)  # step 0 competes for the best
+            while step < steps and run.history.stopped is None:
                 num = min(eval_every, steps - step)
-                start = step
-                carry, m = train_period_jit(
-                    flow=flow, loss=loss, update=tx.update, learning_rate_of=learning_rate_of,
-                    num_steps=num, batch_size=batch_size, carry=carry,
-                    ema_decay=ema_decay_arr, data=data, key=key,
-                    mesh=mesh, n=None if mesh is None else n,
+                run.carry, m = train_period_jit(
+                    flow=flow, loss=loss, update=tx.update,
+                    learning_rate_of=optim.learning_rate_reader(tx), num_steps=num,
+                    batch_size=batch_size, carry=run.carry, ema_decay=run.ema_decay,
+                    data=data, key=run.key, mesh=mesh, n=None if mesh is None else n,
                 )
                 m = jax.device_get(m)
                 step += num
                 if int(m["max_consecutive"]) >= max_consecutive_nonfinite:
-                    raise _diverged(m, start, step, max_consecutive_nonfinite, ckpt,
-                                    final_params(), history)
-                elapsed = elapsed_before + time.perf_counter() - t0
-                record = evaluate(m, elapsed)
-                save(elapsed)
+                    raise _diverged(m, step - num, step, max_consecutive_nonfinite, ckpt,
+                                    run.final_params(restore_best), run.history)
+                elapsed = run.elapsed_before + time.perf_counter() - t0
+                record = run.evaluate(m, elapsed)
+                run.save(elapsed)
                 bar.update(num, record)
-                if history.stopped is not None:
-                    log.info("fit: stopped at step %d (%s)", step, history.stopped)
+                if run.history.stopped is not None:
+                    log.info("fit: stopped at step %d (%s)", step, run.history.stopped)
                 elif flag["signum"] is not None:
-                    raise _interrupted(flag["signum"], step, ckpt, final_params(), history)
+                    raise _interrupted(flag["signum"], step, ckpt,
+                                       run.final_params(restore_best), run.history)
     finally:
         if ckpt is not None:
             ckpt.close()
-    params = final_params()
-    _report_returned(history, val is not None and restore_best and best_params is not None,
-                     step)
-    return params, history
+    best = restore_best and run.best_params is not None
+    _report_returned(run.history, best, step)
+    return run.final_params(restore_best), run.history
+
+
+def _needs_data_init(flow, params) -> bool:
+    """``flow.needs_data_init(params)`` (False for flows without that method)."""
+    needs = getattr(flow, "needs_data_init", None)
+    return needs is not None and bool(needs(params))
+
+
+def _on_devices(train, context, lattice, val, val_context, eval_batch_size, mesh):
+    """The training arrays ``(x, context, lattice)`` and the padded validation batches
+    ``(xs, contexts, mask)`` (None without ``val``) on the device, or split over ``mesh``."""
+    lattice = None if lattice is None else jnp.asarray(lattice, train.dtype)
+    if mesh is None:
+        data = (jnp.asarray(train), None if context is None else jnp.asarray(context), lattice)
+    else:
+        ndev = mesh.devices.size
+        data = tuple(None if a is None else sharding.put_rows(sharding.pad_rows(a, ndev), mesh)
+                     for a in (train, context))
+        data = (*data, sharding.replicate(lattice, mesh))
+    if val is None:
+        return data, None
+    eb = min(eval_batch_size, val.shape[0])
+    if mesh is not None:  # evaluation batches split over the devices too
+        eb = -(-eb // mesh.devices.size) * mesh.devices.size
+    val_data = _pad_batches(val, val_context, eb)
+    if mesh is not None:
+        val_data = tuple(None if a is None else sharding.put_rows(np.asarray(a), mesh, 1)
+                         for a in val_data)
+    return data, val_data
 
 
 def _diverged(m, start, step, limit, ckpt, params, history) -> FitDiverged:
