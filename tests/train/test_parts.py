@@ -10,7 +10,13 @@ import pytest
 from nitsjax.train import dequantize as dq
 from nitsjax.train.early_stopping import EarlyStopping
 from nitsjax.train.fit import default_eval_every
-from nitsjax.train.gaussian import JITTER, fit_gaussian, gaussian_floor, gaussian_nll
+from nitsjax.train.gaussian import (
+    JITTER,
+    effective_jitter,
+    fit_gaussian,
+    gaussian_floor,
+    gaussian_nll,
+)
 from nitsjax.train.progress import Progress
 from nitsjax.train.signals import stop_on_signals
 
@@ -31,7 +37,9 @@ def test_gaussian_floor_matches_the_closed_form():
     mean, cov = fit_gaussian(train)
     d = train - train.mean(0)
     ml = d.T @ d / len(train)
-    np.testing.assert_allclose(cov, ml + JITTER * np.mean(np.diag(ml)) * np.eye(3), rtol=1e-12)
+    assert effective_jitter(3, np.float64) == JITTER  # float32: 16 * dim * eps is larger
+    assert effective_jitter(3, np.float32) == pytest.approx(48 * np.finfo(np.float32).eps)
+    np.testing.assert_allclose(cov, ml + JITTER * np.diag(np.diag(ml)), rtol=1e-12)
     diff = val - mean
     ref = np.mean(0.5 * np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
                   + 0.5 * np.log(np.linalg.det(2 * np.pi * cov)))
@@ -42,7 +50,8 @@ def test_gaussian_floor_matches_the_closed_form():
 def test_gaussian_constant_column_gets_unit_variance():
     x = np.c_[np.arange(10.0), np.full(10, 4.0)]
     mean, cov = fit_gaussian(x)
-    assert cov[1, 1] == pytest.approx(1.0 + JITTER * np.mean([np.var(np.arange(10.0)), 1.0]))
+    assert cov[1, 1] == 1.0  # no jitter on a constant column, as in the whitening layer
+    assert cov[0, 0] == pytest.approx(np.var(np.arange(10.0)) * (1 + JITTER))
     assert cov[0, 1] == cov[1, 0] == 0.0 and mean[1] == 4.0
     assert np.isfinite(gaussian_floor(x, x))
 
