@@ -48,8 +48,9 @@ def gaussian_nll(train, test):
 
 
 def run(flow, params, train, val=None, **kw):
+    # data_init=False: these tests are about the loop; data-dependent init is tested below
     base = dict(key=jax.random.key(1), steps=200, batch_size=BATCH, learning_rate=3e-3,
-                eval_every=EVAL, progress=False)
+                eval_every=EVAL, progress=False, data_init=False)
     if "optimizer" in kw:  # the learning-rate arguments only build the default optimizer
         del base["learning_rate"]
     base.update(kw)
@@ -342,7 +343,7 @@ def test_default_cadence_step_zero_and_data_init(flow, params0, moons, tmp_path,
 
     monkeypatch.setattr(type(flow), "data_init", data_init, raising=False)
     ck = tmp_path / "run"
-    kw = dict(eval_every=None, steps=16, checkpoint_dir=ck)
+    kw = dict(eval_every=None, steps=16, checkpoint_dir=ck, data_init=True)
     _, h = run(flow, params0, xtr, xva, **kw)
     # once per epoch: 1024 rows / 128 per batch = 8 steps; step 0 evaluated before training
     assert h["step"] == [0, 8, 16]
@@ -353,7 +354,7 @@ def test_default_cadence_step_zero_and_data_init(flow, params0, moons, tmp_path,
                                             abs=1e-5)
     _, h2 = run(flow, params0, xtr, xva, **dict(kw, steps=24))  # resumed: no second init
     assert len(calls) == 1 and h2["step"] == [0, 8, 16, 24] and h2.data_initialized
-    run(flow, params0, xtr, xva, steps=8, eval_every=8, data_init=False)
+    run(flow, params0, xtr, xva, steps=8, eval_every=8)  # data_init=False
     assert len(calls) == 1
 
 
