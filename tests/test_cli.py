@@ -61,7 +61,7 @@ def test_train_toy_writes_what_it_says(toy_run, capsys):
     cfg = OmegaConf.load(toy_run / "config.yaml")
     assert cfg.model.hidden == [8] and cfg.data.name == "moons"
     records = [json.loads(line) for line in (toy_run / "history.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [10, 20]
+    assert [r["step"] for r in records] == [0, 10, 20]  # step 0: before any update
 
 
 def test_eval_and_sample_a_run(toy_run, capsys):

@@ -12,6 +12,9 @@ Every split is a float32 numpy array of shape ``(n, d)``. ``names()`` lists the 
 * images ``mnist``, ``cifar10`` and ``bsds300_images`` (patches rebuilt from the JPEGs):
   see ``nitsjax.data.images``.
 
+``describe_columns(train)`` reports constant, linearly dependent and discrete (lattice)
+columns before training; see ``nitsjax.data.columns``.
+
 Files are looked up under ``root`` (the data set's folder or its parent), by default
 ``$NITSJAX_DATA/<folder>`` or ``~/.nitsjax/data/<folder>``; a missing or damaged file is
 an error that names the path and where to get the file. Nothing is downloaded.
@@ -30,6 +33,7 @@ from nitsjax.data._files import (
     cache_home,
     data_home,
 )
+from nitsjax.data.columns import ColumnReport, describe_columns, lattice_steps
 from nitsjax.data.maf import convert_gas
 from nitsjax.data.preprocessing import (
     bits_per_dim,
@@ -43,6 +47,7 @@ from nitsjax.data.registry import describe, load, names
 from nitsjax.data.tabular import load_file
 
 __all__ = [
+    "ColumnReport",
     "DataFormatError",
     "DataNotFoundError",
     "Splits",
@@ -52,6 +57,8 @@ __all__ = [
     "data_home",
     "dequantize",
     "describe",
+    "describe_columns",
+    "lattice_steps",
     "load",
     "load_file",
     "logit_inverse",

@@ -11,6 +11,9 @@ orbax writes each step into a temporary directory and renames it when complete, 
 crash mid-save leaves the previous checkpoint as the latest one. ``Checkpointer.save``
 refuses states with non-finite parameters, so a diverged state never replaces the last
 good one. The two newest checkpoints are kept.
+
+orbax is an optional dependency (the ``cli`` extra): it is imported when a
+``Checkpointer`` is made, and its absence is an ``ImportError`` naming the install.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 from nitsjax.train.history import History
 
@@ -89,12 +91,27 @@ def tree_is_finite(tree) -> bool:
     return bool(_all_finite(tree))
 
 
+INSTALL_HINT = 'pip install "nitsjax[cli]"  (or "nitsjax[all]")'
+
+
+def _orbax():
+    try:
+        import orbax.checkpoint as ocp
+    except ImportError as err:
+        raise ImportError(
+            f"checkpoint_dir: checkpoints need orbax-checkpoint, which is not installed; "
+            f"{INSTALL_HINT}, or pass checkpoint_dir=None"
+        ) from err
+    return ocp
+
+
 class Checkpointer:
     """Save and restore ``(state pytree, meta dict)`` pairs under ``directory``."""
 
     def __init__(self, directory: str, max_to_keep: int = 2):
         self.directory = check_writable(directory)
         self.history_path = os.path.join(self.directory, "history.jsonl")
+        self._ocp = ocp = _orbax()
         self._manager = ocp.CheckpointManager(
             os.path.join(self.directory, "checkpoints"),
             options=ocp.CheckpointManagerOptions(
@@ -110,6 +127,7 @@ class Checkpointer:
         params in ``state`` are not all finite."""
         if not tree_is_finite(state["params"]):
             return False
+        ocp = self._ocp
         self._manager.save(
             int(step),
             args=ocp.args.Composite(
@@ -121,11 +139,21 @@ class Checkpointer:
         history.write_jsonl(self.history_path)
         return True
 
+    def latest_meta(self) -> dict | None:
+        """The ``meta`` dict of the latest checkpoint (no arrays read); None if empty."""
+        step = self._manager.latest_step()
+        if step is None:
+            return None
+        ocp = self._ocp
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored.meta)
+
     def restore(self, template: Any) -> tuple[Any, dict] | None:
         """The latest ``(state, meta)``, arrays shaped like ``template``; None if empty."""
         step = self._manager.latest_step()
         if step is None:
             return None
+        ocp = self._ocp
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
         restored = self._manager.restore(
             step,
@@ -143,3 +171,30 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def restore_run(ckpt: Checkpointer, template: Any, fingerprint: dict):
+    """The latest ``(state, meta)`` of ``ckpt`` (None if empty), checked against the run.
+
+    Raises ``ValueError`` naming ``checkpoint_dir`` when the saved arrays do not fit
+    ``template`` or the saved ``meta["config"]`` differs from ``fingerprint`` (the setup
+    that fixes the state's structure and meaning: flow, data size, batch size, optimizer,
+    EMA, validation, dequantisation)."""
+    meta = ckpt.latest_meta()
+    if meta is None:
+        return None
+    saved = meta.get("config", {})
+    diff = {k: (saved.get(k), v) for k, v in fingerprint.items() if saved.get(k) != v}
+    if diff:
+        raise ValueError(
+            f"checkpoint_dir: {ckpt.directory} holds a run with a different setup "
+            f"(saved vs now: {diff}); use a new checkpoint_dir to start afresh"
+        )
+    try:
+        return ckpt.restore(template)
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise ValueError(
+            f"checkpoint_dir: could not restore the checkpoint in {ckpt.directory} into "
+            f"params of this flow ({type(err).__name__}: {err}); use a new checkpoint_dir "
+            f"to start afresh"
+        ) from err

@@ -3,51 +3,37 @@
 One call trains, evaluates, early-stops, checkpoints and resumes::
 
     params, history = nj.fit(flow, params, x_train, x_val, key=jax.random.key(0),
-                             steps=5000, batch_size=256, learning_rate=1e-3,
-                             patience=10, checkpoint_dir="runs/maf")
+                             steps=5000, batch_size=256, checkpoint_dir="runs/maf")
 
-How it runs (DESIGN.md, performance habits):
+``fit`` composes small parts, each testable alone:
 
-* The training (and validation) arrays are moved to the device once. Each dispatch is one
-  jitted ``lax.scan`` over ``eval_every`` optimisation steps; the minibatch of step ``s`` is
-  the ``s % B``-th slice of a permutation of the rows drawn on device for epoch ``s // B``
-  (``B = n // batch_size`` batches per epoch, the ragged remainder of each shuffled epoch is
-  dropped), so shapes are static and nothing is synchronised with the host inside a period.
-* Hyper-parameters (learning rate, schedule lengths, clipping norm, weight decay, EMA
-  decay) are traced arguments, and the compiled functions are cached on (flow, loss,
-  shapes), so repeated ``fit`` calls of the same shapes do not recompile.
-* Optimiser: ``clip_by_global_norm -> Adam -> decoupled weight decay`` (AdamW when
-  ``weight_decay > 0``; Loshchilov & Hutter 2019), scaled by a learning rate that is
-  constant or cosine-decayed (Loshchilov & Hutter 2017), with optional linear warm-up.
-  The schedule is a function of the global step, skipped steps included.
-* A step whose loss, gradient or updated params are not all finite is skipped: params,
-  optimiser state and EMA keep their previous values, and the skip is counted. After
-  ``max_consecutive_nonfinite`` skipped steps in a row, ``fit`` raises ``FitDiverged``
-  without writing a checkpoint, so the last good one is intact.
-* Every ``eval_every`` steps: validation NLL (batched, padded to static shapes),
-  early stopping with ``patience`` evaluations, a history record and an orbax checkpoint.
-* SIGINT/SIGTERM during ``fit`` set a flag; at the end of the running period the state is
-  evaluated and checkpointed as usual and ``FitInterrupted`` (a ``KeyboardInterrupt``) is
-  raised. Running the same call again resumes from the checkpoint, reproducing the
-  uninterrupted run exactly: the RNG stream is a pure function of the saved key and the
-  step count.
-* ``data_parallel=True``: the same program over a ``"data"`` mesh of all devices, rows
-  and minibatches split along the mesh, params replicated (``nitsjax.train.sharding``).
-  Drawing each period's permutations before the step loop instead of under the per-step
-  ``cond`` made no measurable difference either, so the epoch permutation stays lazy.
+* ``nitsjax.train.optim``: the default optimizer (clip, AdamW, warm-up and cosine
+  schedule, as ``optax.inject_hyperparams``); any ``optax.GradientTransformation`` can be
+  passed as ``optimizer=`` instead;
+* ``nitsjax.train.step``: the compiled kernels, one jitted ``lax.scan`` over
+  ``eval_every`` steps per dispatch (non-finite steps skipped, EMA with ``optax.ema``) and
+  the batched validation NLL;
+* ``nitsjax.train.early_stopping``, ``progress``, ``signals``, ``checkpoint`` (orbax,
+  resume), ``sharding`` (data parallel), ``gaussian`` (the Gaussian floor) and
+  ``dequantize`` (integer-valued columns).
+
+Before training ``fit`` checks every argument, reports constant, collinear and
+integer-valued columns of the training split (``nitsjax.data.columns``), initialises the
+flow's data-dependent layers from it when they are fresh, and evaluates the validation
+NLL at step 0. SIGINT/SIGTERM during ``fit`` end the running period, checkpoint it and
+raise ``FitInterrupted``; the same call again resumes and ends with exactly the params of
+an uninterrupted run (the RNG stream is a pure function of the saved key and the step).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import inspect
 import logging
 import math
 import signal
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,17 +41,30 @@ import numpy as np
 import optax
 
 from nitsjax.flow import Flow
-from nitsjax.train import sharding
+from nitsjax.train import dequantize as dq
+from nitsjax.train import optim, sharding
 from nitsjax.train.checkpoint import Checkpointer, check_writable
+from nitsjax.train.early_stopping import EarlyStopping
+from nitsjax.train.gaussian import gaussian_floor
 from nitsjax.train.history import History
+from nitsjax.train.loop import Run
 from nitsjax.train.losses import nll
+from nitsjax.train.optim import SCHEDULES, learning_rate_at  # noqa: F401 - re-exported
+from nitsjax.train.progress import Progress
+from nitsjax.train.signals import stop_on_signals
+from nitsjax.train.step import compiled_cache_sizes, train_period_jit  # noqa: F401
 from nitsjax.validation import check_context, check_data, check_key, check_positive_int
 
 log = logging.getLogger(__name__)
 
-Array = jax.Array
-
-SCHEDULES = ("constant", "cosine")
+#: ``eval_every=None``: evaluate once per epoch of the training split, at most this many
+#: steps apart.
+MAX_EVAL_EVERY = 250
+#: Data-dependent init uses at most this many training rows (all of them, below).
+DATA_INIT_ROWS = 100_000
+#: The arguments that build the default optimizer (refused together with ``optimizer=``).
+OPTIMIZER_ARGS = ("learning_rate", "schedule", "warmup_steps", "final_lr_fraction",
+                  "clip_norm", "weight_decay")
 
 
 class FitDiverged(RuntimeError):
@@ -93,153 +92,6 @@ class FitInterrupted(KeyboardInterrupt):
         self.signum, self.checkpoint_dir = signum, checkpoint_dir
 
 
-# ------------------------------------------------------------------- jitted kernels
-class _Carry(NamedTuple):
-    params: Any
-    opt_state: Any
-    ema: Any  # () without EMA
-    step: Array  # int32 scalar: optimisation steps done
-    consecutive: Array  # int32: current run of skipped steps
-    skipped: Array  # int32: skipped steps in total
-
-
-def _optimizer(hp) -> optax.GradientTransformation:
-    """Clip by global norm, Adam moments, decoupled weight decay; lr applied separately.
-
-    ``hp`` values may be tracers: the state structure does not depend on them. Without
-    clipping the threshold is ``inf``: the global norm is still computed, which costs
-    nothing measurable (one reduction fused into the update; skipping it under a
-    ``lax.cond`` or a static flag changed steps/s by less than the noise, on a MAF of
-    2x32 and of 2x128 units), and switching clipping on or off does not recompile."""
-    return optax.chain(
-        optax.clip_by_global_norm(hp["clip_norm"]),
-        optax.scale_by_adam(),
-        optax.add_decayed_weights(hp["weight_decay"]),
-    )
-
-
-def learning_rate_at(hp, step):
-    """The learning rate of (0-based) ``step``: linear warm-up over ``warmup`` steps, then
-    constant (``cosine == 0``) or cosine decay (``cosine == 1``) from ``lr`` to
-    ``lr * final_fraction`` at step ``decay_end``. All entries of ``hp`` may be traced."""
-    s = jnp.asarray(step, jnp.float32)
-    warmup = hp["warmup"]
-    warm = jnp.where(warmup > 0, jnp.minimum(1.0, (s + 1.0) / jnp.maximum(warmup, 1.0)), 1.0)
-    span = jnp.maximum(hp["decay_end"] - warmup, 1.0)
-    t = jnp.clip((s - warmup) / span, 0.0, 1.0)
-    end = hp["final_fraction"]
-    decay = end + (1.0 - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * t))
-    return hp["lr"] * warm * jnp.where(hp["cosine"] > 0, decay, 1.0)
-
-
-def _all_finite(tree) -> Array:
-    leaves = [
-        jnp.all(jnp.isfinite(leaf))
-        for leaf in jax.tree_util.tree_leaves(tree)
-        if jnp.issubdtype(leaf.dtype, jnp.inexact)
-    ]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def _select(ok, new, old):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-
-def _train_period(flow, loss, num_steps, batch_size, use_ema, carry, hp, data, key,
-                  mesh=None, n=None):
-    """``num_steps`` optimisation steps in one ``lax.scan``; returns (carry, metrics).
-
-    With a ``mesh`` (data parallel, ``nitsjax.train.sharding``) the rows of ``data`` are
-    sharded over its ``"data"`` axis (padded: ``n`` is the number of real rows), each
-    minibatch is gathered sharded along its batch axis and params stay replicated; GSPMD
-    adds the gradient all-reduce."""
-    x, ctx = data
-    n = x.shape[0] if n is None else n
-    per_epoch = n // batch_size
-    k_shuffle, k_dropout = jax.random.split(key)
-    tx = _optimizer(hp)
-
-    def permutation(step):
-        return jax.random.permutation(jax.random.fold_in(k_shuffle, step // per_epoch), n)
-
-    def take(a, idx):
-        if a is None:
-            return None
-        if mesh is None:
-            return jnp.take(a, idx, axis=0)
-        return sharding.gather_rows(a, idx, mesh)
-
-    def body(state, _):
-        c, perm = state
-        step = c.step
-        j = step % per_epoch
-        perm = jax.lax.cond(j == 0, lambda: permutation(step), lambda: perm)
-        idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
-        xb, cb = take(x, idx), take(ctx, idx)
-        k_step = jax.random.fold_in(k_dropout, step)
-        value, grads = jax.value_and_grad(lambda p: loss(flow, p, xb, cb, k_step))(c.params)
-        updates, opt_new = tx.update(grads, c.opt_state, c.params)
-        lr = learning_rate_at(hp, step)
-        new = jax.tree_util.tree_map(lambda p, u: p - (lr * u).astype(p.dtype), c.params, updates)
-        ok = jnp.isfinite(value) & _all_finite(grads) & _all_finite(new)
-        params = _select(ok, new, c.params)
-        opt_state = _select(ok, opt_new, c.opt_state)
-        if use_ema:
-            d = hp["ema_decay"]
-            ema_new = jax.tree_util.tree_map(
-                lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), c.ema, new
-            )
-            ema = _select(ok, ema_new, c.ema)
-        else:
-            ema = c.ema
-        consecutive = jnp.where(ok, 0, c.consecutive + 1)
-        skipped = c.skipped + jnp.where(ok, 0, 1).astype(jnp.int32)
-        c = _Carry(params, opt_state, ema, step + 1, consecutive, skipped)
-        return (c, perm), (value, ok, consecutive, lr)
-
-    (carry, _), (values, oks, runs, lrs) = jax.lax.scan(
-        body, (carry, permutation(carry.step)), None, length=num_steps
-    )
-    good = jnp.sum(oks)
-    train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
-                      jnp.nan)
-    metrics = {
-        "train_nll": train,
-        "skipped": num_steps - good,
-        "max_consecutive": jnp.max(runs),
-        "lr": lrs[-1],
-    }
-    return carry, metrics
-
-
-@functools.partial(jax.jit, static_argnames=("use_ema",))
-def _initial_carry(params, hp, use_ema):
-    zero = jnp.zeros((), jnp.int32)
-    return _Carry(params, _optimizer(hp).init(params), params if use_ema else (), zero, zero,
-                  zero)
-
-
-_train_period_jit = jax.jit(
-    _train_period,
-    static_argnames=("flow", "loss", "num_steps", "batch_size", "use_ema", "mesh", "n"),
-)
-
-
-def _eval_nll(flow, params, xs, cs, mask):
-    """Mean NLL over the rows where ``mask``; ``xs`` (batches, batch, dim), scanned."""
-
-    def body(total, inputs):
-        xb, cb, mb = inputs
-        lp = flow.log_prob_batch(params, xb, cb, None)
-        return total + jnp.sum(jnp.where(mb, -lp, 0.0)), None
-
-    total, _ = jax.lax.scan(body, jnp.zeros((), xs.dtype), (xs, cs, mask))
-    return total / jnp.sum(mask)
-
-
-_eval_nll_jit = jax.jit(_eval_nll, static_argnames=("flow",))
-
-
 # ------------------------------------------------------------------ input checking
 def _check_float(v, name, *, low=None, high=None, low_open=False, high_open=False):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -263,6 +115,39 @@ def _typed_key(key):
     return key
 
 
+def _optimizer(optimizer, steps, given: dict) -> optax.GradientTransformation:
+    """``optimizer`` as given, or the default one built from the learning-rate arguments
+    (``given``: their values in this call); refuses both at once."""
+    defaults = inspect.signature(fit).parameters
+    if optimizer is not None:
+        if not isinstance(optimizer, optax.GradientTransformation):
+            raise TypeError(f"optimizer: expected an optax.GradientTransformation (e.g. "
+                            f"optax.adam(1e-3)) or None, got {type(optimizer).__name__}")
+        clash = [k for k in OPTIMIZER_ARGS if given[k] != defaults[k].default]
+        if clash:
+            raise ValueError(
+                f"optimizer: given together with {', '.join(clash)}, which only build the "
+                f"default optimizer; put them into the optax transformation instead (e.g. "
+                f"optax.chain(optax.clip_by_global_norm(1.0), optax.adamw("
+                f"optax.warmup_cosine_decay_schedule(0.0, 1e-3, 100, {steps}), "
+                f"weight_decay=1e-4))) or drop optimizer="
+            )
+        return optimizer
+    lr = _check_float(given["learning_rate"], "learning_rate", low=0.0, low_open=True)
+    clip = given["clip_norm"]
+    if given["schedule"] not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {given['schedule']!r}")
+    return optim.default_optimizer(
+        lr, steps=steps, schedule=given["schedule"],
+        warmup_steps=check_positive_int(given["warmup_steps"], "warmup_steps", minimum=0),
+        final_lr_fraction=_check_float(given["final_lr_fraction"], "final_lr_fraction",
+                                       low=0.0, high=1.0),
+        clip_norm=None if clip is None else _check_float(clip, "clip_norm", low=0.0,
+                                                         low_open=True),
+        weight_decay=_check_float(given["weight_decay"], "weight_decay", low=0.0),
+    )
+
+
 def _pad_batches(x, c, batch):
     """Split rows into ``ceil(n / batch)`` batches (on the host), padding with copies of
     row 0; returns device arrays ``(batches, batch, ...)`` and the validity mask."""
@@ -280,30 +165,27 @@ def _pad_batches(x, c, batch):
     return padded(x), None if c is None else padded(c), mask
 
 
-@contextlib.contextmanager
-def _stop_on_signals():
-    """Install SIGINT/SIGTERM handlers that record the signal; restore on exit.
+def default_eval_every(n: int, batch_size: int) -> int:
+    """``eval_every=None``: once per epoch of ``n`` rows (``n // batch_size`` steps), at
+    most ``MAX_EVAL_EVERY`` steps apart."""
+    return max(1, min(n // batch_size, MAX_EVAL_EVERY))
 
-    A second SIGINT raises ``KeyboardInterrupt`` at once. Outside the main thread signals
-    cannot be caught and nothing is installed."""
-    flag = {"signum": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
 
-    def handler(signum, frame):
-        if flag["signum"] is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        flag["signum"] = signum
+def _column_steps(train, dequantize, dim):
+    """Report the training columns (``nitsjax.data.columns``) and resolve ``dequantize``."""
+    from nitsjax.data.columns import describe_columns
 
-    previous = {}
-    for s in (signal.SIGINT, signal.SIGTERM):
-        previous[s] = signal.signal(s, handler)
-    try:
-        yield flag
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
+    report = describe_columns(train)
+    if report.ok:
+        log.info("fit: %s", report)
+    else:
+        log.warning("fit: %s", report)
+    steps = dq.resolve(dequantize, np.asarray(report.steps), dim)
+    if steps is not None:
+        cols = {int(j): float(steps[j]) for j in np.flatnonzero(steps > 0)}
+        log.info("fit: dequantising column(s) %s (column: step) with uniform noise; every "
+                 "NLL reported is a bound on the NLL of the discrete data", cols)
+    return steps
 
 
 # ------------------------------------------------------------------------- fit
@@ -314,14 +196,15 @@ def fit(
     val=None,
     *,
     key: jax.Array,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    patience: int | None = None,
+    steps: int = 5000,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    optimizer: optax.GradientTransformation | None = None,
+    patience: int | None = 20,
     checkpoint_dir=None,
     context=None,
     val_context=None,
-    eval_every: int = 100,
+    eval_every: int | None = None,
     eval_batch_size: int = 1024,
     schedule: str = "constant",
     warmup_steps: int = 0,
@@ -336,6 +219,8 @@ def fit(
     callback: Callable[[dict], Any] | None = None,
     progress: bool = True,
     data_parallel: bool | int = False,
+    data_init: bool = True,
+    dequantize: Any = "auto",
 ):
     """Train ``flow`` from ``params`` by minimising ``loss`` (default: mean NLL).
 
@@ -345,31 +230,47 @@ def fit(
         checkpoint of this run, they only give the structure and the run resumes.
       train: training data ``(n, dim)``; ``context`` its ``(n, context_dim)`` contexts for
         a conditional flow.
-      val: optional validation data ``(m, dim)`` with ``val_context``. Its NLL is computed
-        every ``eval_every`` steps in batches of ``eval_batch_size`` rows.
-      key: PRNG key; it determines the shuffling and dropout streams. A resumed run uses
-        the key saved in the checkpoint.
+      val: optional validation data ``(m, dim)`` with ``val_context``: evaluated at step 0
+        (before any update) and every ``eval_every`` steps, in batches of
+        ``eval_batch_size`` rows; early stopping and restore-best use it.
+      key: PRNG key; it determines the shuffling, dropout and dequantisation streams. A
+        resumed run uses the key saved in the checkpoint.
       steps: total number of optimisation steps (including those of resumed runs).
       batch_size: minibatch rows; must be <= n (``ValueError`` naming both otherwise:
         nothing is silently clamped). Each epoch is reshuffled and its last
         ``n % batch_size`` rows are dropped.
-      learning_rate: peak learning rate (> 0).
+      learning_rate: peak learning rate (> 0) of the default optimizer.
+      optimizer: any ``optax.GradientTransformation`` (e.g. ``optax.sgd(1e-2)``), used as
+        given; then ``learning_rate``, ``schedule``, ``warmup_steps``,
+        ``final_lr_fraction``, ``clip_norm`` and ``weight_decay`` must not be passed. The
+        training kernel compiles per transformation object: reuse the same object to
+        reuse compiled code across calls. None (default): clip by global norm, AdamW,
+        warm-up then constant or cosine schedule (``nitsjax.train.optim``); calls that
+        differ only in those numbers share one compiled kernel.
       patience: stop when the validation NLL has not improved by more than ``min_delta``
-        for this many consecutive evaluations (needs ``val``).
-      checkpoint_dir: directory for orbax checkpoints and ``history.jsonl``; checked for
-        writability before training. If it already holds a checkpoint, training resumes
-        from it (params, optimiser state, EMA, step, key, best params, patience counter,
-        history), so a resumed run ends with the same params as an uninterrupted one.
+        for this many evaluations in a row (``None``: never). Needs ``val``; without it
+        training runs all ``steps``.
+      checkpoint_dir: directory for orbax checkpoints and ``history.jsonl`` (needs the
+        ``cli`` extra: ``pip install "nitsjax[cli]"``); checked for writability before
+        training. If it already holds a checkpoint, training resumes from it (params,
+        optimiser state, EMA, step, key, best params, patience counter, history), so a
+        resumed run ends with the same params as an uninterrupted one.
       eval_every: optimisation steps per dispatch, evaluation, history record and
-        checkpoint.
+        checkpoint. None (default): once per epoch of the training split, at most 250
+        steps apart (``min(n // batch_size, 250)``), so that small data sets are
+        validated at least once per pass over them.
       schedule: ``"constant"`` or ``"cosine"`` (decays to ``final_lr_fraction *
         learning_rate`` at ``steps``), after ``warmup_steps`` of linear warm-up.
       clip_norm: global gradient-norm clipping threshold (None: no clipping).
-      weight_decay: decoupled weight decay (AdamW); 0 gives plain Adam.
+      weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0 gives
+        plain Adam. For small tables (hundreds of rows) try ``weight_decay=1e-4`` to
+        ``1e-3`` with the constructors' ``dropout=0.1`` (dropout is active in ``fit``,
+        which passes a key to the loss); the step-0 evaluation, early stopping and
+        restore-best guard against overfitting in any case.
       ema_decay: if set (e.g. 0.999), keep an exponential moving average of the params
-        and evaluate, early-stop and return the EMA params.
-      restore_best: with ``val``, return the params of the best validation evaluation
-        (otherwise the final ones).
+        (``optax.ema``, bias-corrected) and evaluate, early-stop and return it.
+      restore_best: with ``val``, return the params of the best validation evaluation,
+        step 0 included (otherwise the final ones).
       max_consecutive_nonfinite: raise ``FitDiverged`` after this many skipped
         (non-finite) steps in a row.
       loss: ``loss(flow, params, x_batch, context_batch, key) -> scalar``; see
@@ -385,9 +286,25 @@ def fit(
         optimiser state are replicated (``nitsjax.train.sharding``). Same minibatches and
         results as one device up to the order of floating-point sums; checkpoints are
         interchangeable between the two.
+      data_init: when the flow has data-dependent layers (whitening, ActNorm) still at
+        their fresh values, initialise them from the training split (up to 100,000 rows)
+        before training, and log it. A resumed run never re-initialises.
+      dequantize: integer-valued (lattice) columns. ``"auto"`` (default): the columns
+        ``nitsjax.data.columns.lattice_steps`` finds in the training split; ``True``: the
+        same, an error if there is none; an array ``(dim,)``: these steps (0: none);
+        ``False``: off. Each training step adds fresh uniform noise ``u * step``,
+        ``u ~ U[0, 1)``, to those columns; validation uses one fixed draw. Every NLL
+        reported (train, validation, Gaussian floor) is then the variational bound on the
+        discrete data, ``-log P(x) <= -log p(x + u * step) - sum_j log step_j``
+        (``history.dequantized`` = ``{column: step}``).
 
     Returns:
-      ``(params, history)``: the trained (best, or EMA) params and a ``History``.
+      ``(params, history)``: the trained params and a ``History``. ``history.returned``
+      says which params were returned (``"best"``, ``"final"`` or ``"initial"``: the
+      step-0 params) and ``history.returned_step`` from which step;
+      ``history.gaussian_val_nll`` is the validation NLL of the full-covariance Gaussian
+      fitted to the training rows (``nitsjax.train.gaussian``); a warning is logged when
+      the returned params score worse.
 
     Raises:
       FitDiverged: too many consecutive non-finite steps (the last good checkpoint is
@@ -399,28 +316,26 @@ def fit(
     key = _typed_key(key)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    eval_every = check_positive_int(eval_every, "eval_every")
+    if eval_every is not None:
+        eval_every = check_positive_int(eval_every, "eval_every")
     eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
-    warmup_steps = check_positive_int(warmup_steps, "warmup_steps", minimum=0)
     max_consecutive_nonfinite = check_positive_int(
         max_consecutive_nonfinite, "max_consecutive_nonfinite"
     )
-    learning_rate = _check_float(learning_rate, "learning_rate", low=0.0, low_open=True)
-    weight_decay = _check_float(weight_decay, "weight_decay", low=0.0)
-    final_lr_fraction = _check_float(final_lr_fraction, "final_lr_fraction", low=0.0, high=1.0)
+    tx = _optimizer(optimizer, steps, dict(
+        learning_rate=learning_rate, schedule=schedule, warmup_steps=warmup_steps,
+        final_lr_fraction=final_lr_fraction, clip_norm=clip_norm, weight_decay=weight_decay))
     min_delta = _check_float(min_delta, "min_delta", low=0.0)
-    if clip_norm is not None:
-        clip_norm = _check_float(clip_norm, "clip_norm", low=0.0, low_open=True)
     if ema_decay is not None:
         ema_decay = _check_float(ema_decay, "ema_decay", low=0.0, high=1.0, low_open=True,
                                  high_open=True)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
     if not callable(loss):
         raise TypeError(f"loss: expected a callable (flow, params, x, context, key) -> "
                         f"scalar, got {type(loss).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable or None, got {type(callback).__name__}")
+    if not isinstance(data_init, bool):
+        raise ValueError(f"data_init: expected True or False, got {data_init!r}")
 
     train = check_data(train, flow.dim, "train")
     n = train.shape[0]
@@ -433,8 +348,6 @@ def fit(
     if val is None:
         if val_context is not None:
             raise ValueError("val_context: given without val data")
-        if patience is not None:
-            raise ValueError("patience: early stopping needs validation data; pass val=...")
     else:
         val = check_data(val, flow.dim, "val")
         val_context = check_context(val_context, flow.context_dim, val.shape[0], "val_context")
@@ -450,204 +363,150 @@ def fit(
                 f"divisible by {len(devices)}, got {batch_size}; pass e.g. batch_size="
                 f"{max(len(devices), batch_size - batch_size % len(devices))}"
             )
-    ckpt = Checkpointer(check_writable(checkpoint_dir)) if checkpoint_dir is not None else None
+    if checkpoint_dir is not None:
+        check_writable(checkpoint_dir)
+    lattice = _column_steps(train, dequantize, flow.dim)  # also reports odd columns
+    eval_every = eval_every or default_eval_every(n, batch_size)
 
-    # ---------------------------------------------------------- device state
+    # ------------------------------------------------------ state, resumed or fresh
     use_ema = ema_decay is not None
-    f32 = lambda v: jnp.asarray(v, jnp.float32)
-    hp = {
-        "lr": f32(learning_rate),
-        "warmup": f32(warmup_steps),
-        "decay_end": f32(steps),
-        "final_fraction": f32(final_lr_fraction),
-        "cosine": f32(1.0 if schedule == "cosine" else 0.0),
-        "clip_norm": f32(np.inf if clip_norm is None else clip_norm),
-        "weight_decay": f32(weight_decay),
-        "ema_decay": f32(0.0 if ema_decay is None else ema_decay),
-    }
-    if mesh is None:
-        data = (jnp.asarray(train), None if context is None else jnp.asarray(context))
-    else:
-        ndev = len(devices)
-        data = tuple(None if a is None else sharding.put_rows(sharding.pad_rows(a, ndev), mesh)
-                     for a in (train, context))
-        params, hp, key = sharding.replicate((params, hp, key), mesh)
-    if val is not None:
-        eb = min(eval_batch_size, val.shape[0])
-        if mesh is not None:  # evaluation batches split over the devices too
-            eb = -(-eb // len(devices)) * len(devices)
-        val_data = _pad_batches(val, val_context, eb)
-        if mesh is not None:
-            val_data = tuple(None if a is None else sharding.put_rows(np.asarray(a), mesh, 1)
-                             for a in val_data)
-
-    carry = _initial_carry(params, hp, use_ema=use_ema)
-    if mesh is not None:
-        carry = sharding.replicate(carry, mesh)
-    history = History()
-    best_params = None
-    best_val, bad_evals, elapsed_before = math.inf, 0, 0.0
     fingerprint = {
         "flow": flow.name, "dim": flow.dim, "context_dim": flow.context_dim,
         "n_train": int(n), "batch_size": batch_size, "ema": use_ema, "val": val is not None,
+        "optimizer": optim.describe(tx, jax.eval_shape(tx.init, params)),
+        "dequantize": None if lattice is None else [float(s) for s in lattice],
     }
-
-    def state_tree(c, best):
-        return {
-            "params": c.params,
-            "opt_state": c.opt_state,
-            "ema": c.ema,
-            "best_params": (c.ema if use_ema else c.params) if best is None else best,
-            "key": jax.random.key_data(key),
-            "counters": {"consecutive": c.consecutive, "skipped": c.skipped},
-        }
-
-    # ---------------------------------------------------------------- resume
-    if ckpt is not None:
-        try:
-            restored = ckpt.restore(state_tree(carry, None))
-        except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
-            ckpt.close()
-            raise ValueError(
-                f"checkpoint_dir: could not restore the checkpoint in {ckpt.directory} into "
-                f"params of this flow ({type(err).__name__}: {err}); use a new checkpoint_dir "
-                f"to start afresh"
-            ) from err
-        if restored is not None:
-            state, meta = restored
-            diff = {k: (meta["config"].get(k), v) for k, v in fingerprint.items()
-                    if meta["config"].get(k) != v}
-            if diff:
-                ckpt.close()
-                raise ValueError(
-                    f"checkpoint_dir: {ckpt.directory} holds a run with a different setup "
-                    f"(saved vs now: {diff}); use a new checkpoint_dir to start afresh"
-                )
-            key = jax.random.wrap_key_data(state["key"], impl=meta["key_impl"])
-            carry = _Carry(
-                state["params"], state["opt_state"], state["ema"],
-                jnp.asarray(meta["step"], jnp.int32),
-                state["counters"]["consecutive"], state["counters"]["skipped"],
-            )
-            history = History.from_json(meta["history"])
-            best_val = math.inf if meta["best_val"] is None else meta["best_val"]
-            best_params = state["best_params"] if history.best_step is not None else None
-            if mesh is not None:
-                carry, best_params, key = sharding.replicate((carry, best_params, key), mesh)
-            bad_evals = meta["bad_evals"]
-            elapsed_before = meta["elapsed"]
-            log.info("fit: resuming from step %d in %s", meta["step"], ckpt.directory)
-
-    step = int(carry.step)
-    key_impl = str(jax.random.key_impl(key))
-
-    def final_params():
-        current = carry.ema if use_ema else carry.params
-        if val is not None and restore_best and best_params is not None:
-            return best_params
-        return current
-
-    def save():
-        if ckpt is None:
-            return False
-        meta = {
-            "step": step, "best_val": None if not math.isfinite(best_val) else best_val,
-            "bad_evals": bad_evals, "elapsed": elapsed, "config": fingerprint,
-            "key_impl": key_impl, "history": history.to_json(),
-        }
-        ok = ckpt.save(step, state_tree(carry, best_params), meta, history)
-        if not ok:
-            log.warning("fit: params at step %d are not finite; checkpoint not written", step)
-        return ok
-
-    if history.stopped is not None or step >= steps:
-        if ckpt is not None:
-            ckpt.close()
-        return final_params(), history
-
-    # ---------------------------------------------------------------- train
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, initial=step, disable=not progress, desc="fit", unit="step")
-    t0 = time.perf_counter()
-    elapsed = elapsed_before
+    ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
     try:
-        with _stop_on_signals() as flag:
-            while step < steps:
+        run = Run(flow, tx, params, key, ema_decay,
+                  EarlyStopping(patience if val is not None else None, min_delta), ckpt,
+                  fingerprint, offset=dq.log_volume(lattice), callback=callback)
+        if not run.resume() and data_init and _needs_data_init(flow, params):
+            rows = min(n, DATA_INIT_ROWS)
+            run.reset(flow.data_init(params, dq.with_fixed_noise(train[:rows], lattice),
+                                     None if context is None else context[:rows]))
+            run.history.data_initialized = True
+            log.info("fit: initialised the flow's data-dependent layers from %d training "
+                     "rows", rows)
+        run.history.dequantized = (None if lattice is None else
+                                   {int(j): float(lattice[j]) for j in np.flatnonzero(lattice)})
+        if val is not None:
+            val = dq.with_fixed_noise(val, lattice)
+            run.history.gaussian_val_nll = gaussian_floor(
+                dq.with_fixed_noise(train, lattice), val) - run.offset
+        data, run.val_data = _on_devices(train, context, lattice, val, val_context,
+                                         eval_batch_size, mesh)
+        if mesh is not None:
+            run.replicate(mesh)
+
+        # ---------------------------------------------------------------- train
+        step, t0 = run.step, time.perf_counter()
+        with stop_on_signals() as flag, Progress(steps, step, progress) as bar:
+            if step == 0 and val is not None and not run.history.records:
+                run.evaluate(None, run.elapsed_before)  # step 0 competes for the best
+            while step < steps and run.history.stopped is None:
                 num = min(eval_every, steps - step)
-                start = step
-                carry, m = _train_period_jit(
-                    flow=flow, loss=loss, num_steps=num, batch_size=batch_size,
-                    use_ema=use_ema, carry=carry, hp=hp, data=data, key=key,
-                    mesh=mesh, n=None if mesh is None else n,
+                run.carry, m = train_period_jit(
+                    flow=flow, loss=loss, update=tx.update,
+                    learning_rate_of=optim.learning_rate_reader(tx), num_steps=num,
+                    batch_size=batch_size, carry=run.carry, ema_decay=run.ema_decay,
+                    data=data, key=run.key, mesh=mesh, n=None if mesh is None else n,
                 )
                 m = jax.device_get(m)
                 step += num
                 if int(m["max_consecutive"]) >= max_consecutive_nonfinite:
-                    last = ckpt.latest_step() if ckpt is not None else None
-                    where = (f"the last good checkpoint (step {last}) in {ckpt.directory} is "
-                             f"intact" if last is not None else "no checkpoint was written")
-                    raise FitDiverged(
-                        f"fit: training diverged: {int(m['max_consecutive'])} consecutive "
-                        f"steps between steps {start} and {step} had a non-finite loss, "
-                        f"gradient or parameter update (limit max_consecutive_nonfinite="
-                        f"{max_consecutive_nonfinite}); {where}. Try a lower learning_rate, "
-                        f"clip_norm, warmup_steps, or check the data for extreme values.",
-                        params=final_params(), history=history, step=step,
-                        checkpoint_dir=None if ckpt is None else ckpt.directory,
-                    )
-                eval_params = carry.ema if use_ema else carry.params
-                val_nll = None
-                if val is not None:
-                    val_nll = float(_eval_nll_jit(flow, eval_params, *val_data))
-                    if math.isfinite(val_nll) and val_nll < best_val - min_delta:
-                        best_val, bad_evals = val_nll, 0
-                        best_params = eval_params
-                        history.best_step, history.best_val_nll = step, val_nll
-                    else:
-                        bad_evals += 1
-                elapsed = elapsed_before + time.perf_counter() - t0
-                record = {
-                    "step": step,
-                    "train_nll": float(m["train_nll"]),
-                    "val_nll": val_nll,
-                    "lr": float(m["lr"]),
-                    "time": elapsed,
-                    "skipped": int(m["skipped"]),
-                    "skipped_total": int(carry.skipped),
-                }
-                history.append(record)
-                if patience is not None and bad_evals >= patience:
-                    history.stopped = "early_stopping"
-                if callback is not None and callback(dict(record)) is True:
-                    history.stopped = history.stopped or "callback"
-                save()
-                bar.update(num)
-                bar.set_postfix(
-                    {k: f"{v:.4f}" for k, v in
-                     (("train", record["train_nll"]), ("val", val_nll)) if v is not None}
-                )
-                if history.stopped is not None:
-                    log.info("fit: stopped at step %d (%s)", step, history.stopped)
-                    break
-                if flag["signum"] is not None:
-                    name = signal.Signals(flag["signum"]).name
-                    where = (f"checkpoint saved in {ckpt.directory}; run the same call to "
-                             f"resume" if ckpt is not None else "no checkpoint_dir was given")
-                    raise FitInterrupted(
-                        f"fit: {name} received; stopped at step {step} ({where})",
-                        params=final_params(), history=history, step=step,
-                        signum=flag["signum"],
-                        checkpoint_dir=None if ckpt is None else ckpt.directory,
-                    )
+                    raise _diverged(m, step - num, step, max_consecutive_nonfinite, ckpt,
+                                    run.final_params(restore_best), run.history)
+                elapsed = run.elapsed_before + time.perf_counter() - t0
+                record = run.evaluate(m, elapsed)
+                run.save(elapsed)
+                bar.update(num, record)
+                if run.history.stopped is not None:
+                    log.info("fit: stopped at step %d (%s)", step, run.history.stopped)
+                elif flag["signum"] is not None:
+                    raise _interrupted(flag["signum"], step, ckpt,
+                                       run.final_params(restore_best), run.history)
     finally:
-        bar.close()
         if ckpt is not None:
             ckpt.close()
-    return final_params(), history
+    best = restore_best and run.best_params is not None
+    _report_returned(run.history, best, step)
+    return run.final_params(restore_best), run.history
 
 
-def compiled_cache_sizes() -> dict:
-    """Number of compiled variants of the training and evaluation kernels (for tests
-    and diagnostics: repeated ``fit`` calls of the same shapes must not add any)."""
-    return {"train": _train_period_jit._cache_size(), "eval": _eval_nll_jit._cache_size()}
+def _needs_data_init(flow, params) -> bool:
+    """``flow.needs_data_init(params)`` (False for flows without that method)."""
+    needs = getattr(flow, "needs_data_init", None)
+    return needs is not None and bool(needs(params))
+
+
+def _on_devices(train, context, lattice, val, val_context, eval_batch_size, mesh):
+    """The training arrays ``(x, context, lattice)`` and the padded validation batches
+    ``(xs, contexts, mask)`` (None without ``val``) on the device, or split over ``mesh``."""
+    lattice = None if lattice is None else jnp.asarray(lattice, train.dtype)
+    if mesh is None:
+        data = (jnp.asarray(train), None if context is None else jnp.asarray(context), lattice)
+    else:
+        ndev = mesh.devices.size
+        data = tuple(None if a is None else sharding.put_rows(sharding.pad_rows(a, ndev), mesh)
+                     for a in (train, context))
+        data = (*data, sharding.replicate(lattice, mesh))
+    if val is None:
+        return data, None
+    eb = min(eval_batch_size, val.shape[0])
+    if mesh is not None:  # evaluation batches split over the devices too
+        eb = -(-eb // mesh.devices.size) * mesh.devices.size
+    val_data = _pad_batches(val, val_context, eb)
+    if mesh is not None:
+        val_data = tuple(None if a is None else sharding.put_rows(np.asarray(a), mesh, 1)
+                         for a in val_data)
+    return data, val_data
+
+
+def _diverged(m, start, step, limit, ckpt, params, history) -> FitDiverged:
+    last = ckpt.latest_step() if ckpt is not None else None
+    where = (f"the last good checkpoint (step {last}) in {ckpt.directory} is intact"
+             if last is not None else "no checkpoint was written")
+    return FitDiverged(
+        f"fit: training diverged: {int(m['max_consecutive'])} consecutive steps between "
+        f"steps {start} and {step} had a non-finite loss, gradient or parameter update "
+        f"(limit max_consecutive_nonfinite={limit}); {where}. Try a lower learning_rate, "
+        f"clip_norm, warmup_steps, or check the data for extreme values.",
+        params=params, history=history, step=step,
+        checkpoint_dir=None if ckpt is None else ckpt.directory,
+    )
+
+
+def _interrupted(signum, step, ckpt, params, history) -> FitInterrupted:
+    name = signal.Signals(signum).name
+    where = (f"checkpoint saved in {ckpt.directory}; run the same call to resume"
+             if ckpt is not None else "no checkpoint_dir was given")
+    return FitInterrupted(
+        f"fit: {name} received; stopped at step {step} ({where})",
+        params=params, history=history, step=step, signum=signum,
+        checkpoint_dir=None if ckpt is None else ckpt.directory,
+    )
+
+
+def _report_returned(history: History, best: bool, step: int) -> None:
+    """Record and log which params ``fit`` returns; warn when they score worse on
+    validation than the Gaussian fitted to the training rows."""
+    if best:
+        history.returned_step = history.best_step
+        history.returned = "initial" if history.best_step == 0 else "best"
+        returned_val = history.best_val_nll
+    else:
+        history.returned, history.returned_step = "final", step
+        returned_val = history.records[-1]["val_nll"] if history.records else None
+    floor = history.gaussian_val_nll
+    text = f"fit: returning the {history.returned} params (step {history.returned_step})"
+    if returned_val is not None and floor is not None:
+        text += f": validation NLL {returned_val:.4f}, Gaussian fitted to train {floor:.4f}"
+        if not returned_val <= floor + 1e-6 * max(1.0, abs(floor)):
+            log.warning(
+                "%s. The returned params score worse on validation than the full-covariance "
+                "Gaussian fitted to the training rows: build the flow with "
+                "standardize='whiten' (it starts at that Gaussian), keep restore_best=True, "
+                "or regularise (fewer or smaller layers, weight_decay=, dropout=).", text)
+            return
+    log.info(text)

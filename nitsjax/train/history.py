@@ -4,7 +4,9 @@ Each record is a dict with at least ``step`` (optimisation steps done), ``train_
 (mean minibatch loss over the steps since the last evaluation, skipped steps excluded),
 ``val_nll`` (mean NLL on the validation set, ``None`` without one), ``lr`` (learning rate
 of the last step), ``time`` (seconds of training so far, summed over resumed runs),
-``skipped`` (non-finite steps skipped in this period) and ``skipped_total``.
+``skipped`` (non-finite steps skipped in this period) and ``skipped_total``. With
+validation data the first record is the evaluation at step 0 (before any update; its
+``train_nll`` and ``lr`` are ``None``).
 """
 
 from __future__ import annotations
@@ -23,14 +25,31 @@ class History:
     ``history.records`` is the list of dicts; ``history["val_nll"]`` is the column as a
     list; ``history[-1]`` is the last record. ``best_step``/``best_val_nll`` name the
     evaluation whose params were kept, ``stopped`` says why training ended early
-    (``"early_stopping"`` or ``None``) and ``skipped_steps`` counts non-finite steps.
+    (``"early_stopping"``, ``"callback"`` or ``None``) and ``skipped_steps`` counts
+    non-finite steps.
+
+    Set by ``fit`` as well: ``returned`` (``"best"``, ``"final"`` or ``"initial"``, the
+    params of step 0) and ``returned_step``: which params ``fit`` returned;
+    ``gaussian_val_nll``: validation NLL of the full-covariance Gaussian fitted to the
+    training rows (``None`` without validation data); ``dequantized``: ``{column: step}``
+    of the dequantised columns (``None``: none; then every NLL is a bound on the discrete
+    data's NLL); ``data_initialized``: whether ``fit`` initialised data-dependent layers.
     """
+
+    #: the run-level fields, saved with the records
+    FIELDS = ("best_step", "best_val_nll", "stopped", "returned", "returned_step",
+              "gaussian_val_nll", "dequantized", "data_initialized")
 
     def __init__(self, records: list[dict] | None = None):
         self.records: list[dict] = list(records or [])
         self.best_step: int | None = None
         self.best_val_nll: float | None = None
         self.stopped: str | None = None
+        self.returned: str | None = None
+        self.returned_step: int | None = None
+        self.gaussian_val_nll: float | None = None
+        self.dequantized: dict[int, float] | None = None
+        self.data_initialized: bool = False
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -63,25 +82,28 @@ class History:
         last = self.records[-1] if self.records else {}
         return (
             f"History({len(self)} evaluations, last={last}, best_step={self.best_step}, "
-            f"stopped={self.stopped})"
+            f"stopped={self.stopped}, returned={self.returned})"
         )
 
     # ------------------------------------------------------------ serialisation
     def to_json(self) -> dict:
         """A JSON-safe dict (non-finite floats become ``None``)."""
-        return {
-            "records": [{k: _json_float(v) for k, v in r.items()} for r in self.records],
-            "best_step": self.best_step,
-            "best_val_nll": _json_float(self.best_val_nll),
-            "stopped": self.stopped,
-        }
+        out = {"records": [{k: _json_float(v) for k, v in r.items()} for r in self.records]}
+        for name in self.FIELDS:
+            out[name] = _json_float(getattr(self, name))
+        if self.dequantized is not None:  # JSON object keys are strings
+            out["dequantized"] = {str(k): v for k, v in self.dequantized.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> History:
         h = cls(data.get("records", []))
-        h.best_step = data.get("best_step")
-        h.best_val_nll = data.get("best_val_nll")
-        h.stopped = data.get("stopped")
+        for name in cls.FIELDS:
+            if name in data:
+                setattr(h, name, data[name])
+        if h.dequantized is not None:
+            h.dequantized = {int(k): float(v) for k, v in h.dequantized.items()}
+        h.data_initialized = bool(h.data_initialized)
         return h
 
     def write_jsonl(self, path: str) -> None:

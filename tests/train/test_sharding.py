@@ -94,7 +94,7 @@ def result(tmp_path_factory):
     flag = "--xla_force_host_platform_device_count=4"
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flag).strip()
     env["JAX_PLATFORMS"] = "cpu"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path_factory.mktemp("dp"))],
@@ -110,10 +110,12 @@ def rel(a, b):
 
 
 def test_same_losses_and_params_as_one_device(result):
-    assert len(result["train_1"]) == len(result["train_4"]) == 2
+    assert len(result["train_1"]) == len(result["train_4"]) == 3  # steps 0, 20, 40
+    assert result["train_1"][0] is None and result["train_4"][0] is None  # step 0
     for key in ("train", "val"):
-        for a, b in zip(result[f"{key}_1"], result[f"{key}_4"], strict=True):
+        for a, b in zip(result[f"{key}_1"][1:], result[f"{key}_4"][1:], strict=True):
             assert rel(a, b) < 1e-5, (key, a, b)
+    assert rel(result["val_1"][0], result["val_4"][0]) < 1e-5
     assert result["param_rel"] < 1e-4
 
 
@@ -185,7 +187,7 @@ def test_two_processes_train_like_one_device(tmp_path):
     devices, a shared checkpoint folder, resume; same losses and params as one device."""
     import numpy as np
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=2",
                PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -215,8 +217,9 @@ def test_two_processes_train_like_one_device(tmp_path):
     assert single.returncode == 0, single.stderr[-4000:]
     ref = json.loads(single.stdout.split("RESULT ")[-1])
     assert outs[0] == outs[1]  # both processes hold the same replicated result
+    assert outs[0]["train"][0] is None and ref["train"][0] is None  # the step-0 record
     for key in ("train", "val"):
-        np.testing.assert_allclose(outs[0][key], ref[key], rtol=1e-5)
+        np.testing.assert_allclose(outs[0][key][1:], ref[key][1:], rtol=1e-5)
     for a, b in zip(outs[0]["params"], ref["params"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 

@@ -12,6 +12,7 @@ import signal
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from sklearn.datasets import make_moons
 
@@ -47,8 +48,11 @@ def gaussian_nll(train, test):
 
 
 def run(flow, params, train, val=None, **kw):
+    # data_init=False: these tests are about the loop; data-dependent init is tested below
     base = dict(key=jax.random.key(1), steps=200, batch_size=BATCH, learning_rate=3e-3,
-                eval_every=EVAL, progress=False)
+                eval_every=EVAL, progress=False, data_init=False)
+    if "optimizer" in kw:  # the learning-rate arguments only build the default optimizer
+        del base["learning_rate"]
     base.update(kw)
     return fit(flow, params, train, val, **base)
 
@@ -77,16 +81,19 @@ def test_maf_on_moons_beats_gaussian(flow, params0, moons):
     gauss = gaussian_nll(xtr, xte)
     assert flow_nll < gauss - 0.3, (flow_nll, gauss)
     assert isinstance(history, History)
-    assert history["step"] == list(range(EVAL, 1501, EVAL))
+    assert history["step"] == list(range(0, 1501, EVAL))  # step 0: before any update
     assert history.records[0].keys() >= {"step", "train_nll", "val_nll", "lr", "time",
                                          "skipped", "skipped_total"}
-    assert history["train_nll"][-1] < history["train_nll"][0]
+    assert history["train_nll"][0] is None and history["lr"][0] is None
+    assert history["train_nll"][-1] < history["train_nll"][1]
     # returned params are the best on validation
     best = float(-np.mean(flow.log_prob(params, xva)))
     assert best == pytest.approx(min(history["val_nll"]), abs=1e-4)
     assert history.best_step == history["step"][int(np.argmin(history["val_nll"]))]
     # the cosine schedule ends near zero, after the warm-up ramp
     assert history["lr"][-1] < 1e-3 * 3e-3
+    assert history.returned == "best" and history.returned_step == history.best_step
+    assert history.gaussian_val_nll == pytest.approx(gaussian_nll(xtr, xva), abs=2e-3)
 
 
 def test_schedule_shapes():
@@ -121,22 +128,23 @@ def test_resume_continues_where_it_left_off(flow, params0, moons, tmp_path):
     p_full, h_full = run(flow, params0, xtr, xva, steps=400, **kw)
     ck = tmp_path / "run"
     p_half, h_half = run(flow, params0, xtr, xva, steps=200, checkpoint_dir=ck, **kw)
-    assert h_half["step"] == [100, 200]
+    assert h_half["step"] == [0, 100, 200]
     lines = (ck / "history.jsonl").read_text().splitlines()
-    assert [json.loads(s)["step"] for s in lines] == [100, 200]
+    assert [json.loads(s)["step"] for s in lines] == [0, 100, 200]
     # the resumed call gets different initial params and key: both come from the checkpoint
     junk = jax.tree_util.tree_map(lambda a: a + 1.0, params0)
     p_res, h_res = run(flow, junk, xtr, xva, steps=400, checkpoint_dir=ck,
                        key=jax.random.key(99), **kw)
     assert tree_maxdiff(p_res, p_full) <= 1e-6
     assert h_res["step"] == h_full["step"]
-    np.testing.assert_allclose(h_res["train_nll"], h_full["train_nll"], rtol=1e-6)
+    assert h_res["train_nll"][0] is None and h_full["train_nll"][0] is None
+    np.testing.assert_allclose(h_res["train_nll"][1:], h_full["train_nll"][1:], rtol=1e-6)
     np.testing.assert_allclose(h_res["val_nll"], h_full["val_nll"], rtol=1e-6)
     assert h_res.best_step == h_full.best_step
-    assert len((ck / "history.jsonl").read_text().splitlines()) == 4
+    assert len((ck / "history.jsonl").read_text().splitlines()) == 5
     # a finished run returns at once, without training
     p_again, h_again = run(flow, junk, xtr, xva, steps=400, checkpoint_dir=ck, **kw)
-    assert tree_equal(p_again, p_res) and len(h_again) == 4
+    assert tree_equal(p_again, p_res) and len(h_again) == 5
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -157,7 +165,7 @@ def test_signal_checkpoints_then_resume_matches(flow, params0, moons, tmp_path, 
     assert err.value.signum == signum
     assert signal.getsignal(signum) == before  # handler restored
     p_res, h_res = run(flow, params0, xtr, xva, checkpoint_dir=ck, **kw)
-    assert h_res["step"] == [100, 200, 300, 400]
+    assert h_res["step"] == [0, 100, 200, 300, 400]
     assert tree_maxdiff(p_res, p_full) <= 1e-6
 
 
@@ -257,7 +265,12 @@ def _args(flow, params0, moons, **kw):
         (dict(learning_rate=0.0), "learning_rate: expected a number > 0"),
         (dict(learning_rate=-1e-3), "learning_rate"),
         (dict(schedule="linear"), "schedule"),
-        (dict(patience=2, val=None), "patience: early stopping needs validation"),
+        (dict(patience=0), "patience: expected an integer >= 1"),
+        (dict(eval_every=0), "eval_every: expected an integer >= 1"),
+        (dict(data_init="yes"), "data_init: expected True or False"),
+        (dict(dequantize="some"), "dequantize: expected 'auto'"),
+        (dict(dequantize=True), "dequantize: True, but no column"),
+        (dict(dequantize=np.ones(3)), r"dequantize: expected an array of 2 finite steps"),
         (dict(ema_decay=1.0), "ema_decay"),
         (dict(context=np.zeros((1024, 1), np.float32)), "context: this flow is unconditional"),
     ],
@@ -296,3 +309,96 @@ def test_resume_into_a_different_flow_is_reported(flow, params0, moons, tmp_path
     other = maf(2, layers=1, hidden=(8,))
     with pytest.raises(ValueError, match="checkpoint_dir: could not restore"):
         run(other, other.init(jax.random.key(0)), moons[0], steps=200, checkpoint_dir=ck)
+
+
+# ------------------------------------------------------------ optimizer= (optax)
+def test_any_optax_optimizer_trains(flow, params0, moons, tmp_path):
+    xtr, xva, _ = moons
+    sgd = optax.sgd(1e-2)
+    params, h = run(flow, params0, xtr, xva, optimizer=sgd, steps=200)
+    assert h["val_nll"][-1] < h["val_nll"][0] - 0.05  # it learns
+    assert np.isnan(h["lr"][-1])  # optax.sgd does not expose its learning rate
+    assert not tree_equal(params, run(flow, params0, xtr, xva, steps=200)[0])  # not Adam
+    with pytest.raises(ValueError, match="optimizer: given together with learning_rate, "
+                                         "clip_norm"):
+        run(flow, params0, xtr, xva, optimizer=sgd, learning_rate=1e-2, clip_norm=1.0)
+    with pytest.raises(TypeError, match="optimizer: expected an optax.GradientTransformation"):
+        run(flow, params0, xtr, xva, optimizer="adam")
+    # a checkpoint records which optimizer made its state
+    ck = tmp_path / "run"
+    run(flow, params0, xtr, xva, optimizer=sgd, steps=100, checkpoint_dir=ck)
+    with pytest.raises(ValueError, match="different setup.*optimizer"):
+        run(flow, params0, xtr, xva, optimizer=optax.adam(1e-3), steps=200, checkpoint_dir=ck)
+
+
+# -------------------------------------------- cadence, step 0, data init, the floor
+def test_default_cadence_step_zero_and_data_init(flow, params0, moons, tmp_path, monkeypatch):
+    xtr, xva, _ = moons
+    calls = []
+    monkeypatch.setattr(type(flow), "needs_data_init", lambda self, p: True, raising=False)
+
+    def data_init(self, p, x, context=None):
+        calls.append((np.asarray(x).shape, context))
+        return jax.tree_util.tree_map(lambda a: a * 0.5, p)
+
+    monkeypatch.setattr(type(flow), "data_init", data_init, raising=False)
+    ck = tmp_path / "run"
+    kw = dict(eval_every=None, steps=16, checkpoint_dir=ck, data_init=True)
+    _, h = run(flow, params0, xtr, xva, **kw)
+    # once per epoch: 1024 rows / 128 per batch = 8 steps; step 0 evaluated before training
+    assert h["step"] == [0, 8, 16]
+    assert calls == [((N_TRAIN, 2), None)] and h.data_initialized
+    # the step-0 val NLL is that of the data-initialised params
+    halved = jax.tree_util.tree_map(lambda a: a * 0.5, params0)
+    assert h["val_nll"][0] == pytest.approx(float(-np.mean(flow.log_prob(halved, xva))),
+                                            abs=1e-5)
+    _, h2 = run(flow, params0, xtr, xva, **dict(kw, steps=24))  # resumed: no second init
+    assert len(calls) == 1 and h2["step"] == [0, 8, 16, 24] and h2.data_initialized
+    run(flow, params0, xtr, xva, steps=8, eval_every=8)  # data_init=False
+    assert len(calls) == 1
+
+
+def test_step_zero_counts_for_the_best_params(flow, params0):
+    rng = np.random.default_rng(0)
+    # train far from val: every update makes val worse, so step 0 is the best
+    xtr = (3.0 + 0.5 * rng.standard_normal((N_TRAIN, 2))).astype(np.float32)
+    xva = rng.standard_normal((N_VAL, 2)).astype(np.float32)
+    params, h = run(flow, params0, xtr, xva, steps=300, patience=2)
+    assert h.best_step == 0 and h.returned == "initial" and h.returned_step == 0
+    assert h.stopped == "early_stopping" and h["step"] == [0, 100, 200]
+    assert tree_equal(params, params0)
+
+
+def test_worse_than_the_gaussian_is_reported(flow, params0, caplog):
+    rng = np.random.default_rng(0)
+    x = (100.0 * rng.standard_normal((600, 2)) + 7.0).astype(np.float32)  # raw scale
+    with caplog.at_level("INFO", logger="nitsjax.train.fit"):
+        _, h = run(flow, params0, x[:512], x[512:], steps=10, eval_every=10)
+    assert h.gaussian_val_nll == pytest.approx(gaussian_nll(x[:512], x[512:]), rel=1e-3)
+    assert h.best_val_nll > h.gaussian_val_nll  # ten steps cannot reach the raw scale
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("worse on validation than the full-covariance Gaussian" in m
+               and "standardize='whiten'" in m for m in warned), warned
+
+
+# --------------------------------------------------------- integer-valued columns
+def test_integer_table_is_dequantised_by_default(caplog):
+    rng = np.random.default_rng(0)
+    x = rng.poisson([3.0, 8.0], (1200, 2)).astype(np.float32)
+    flow = maf(2, layers=2, hidden=(16,))
+    with caplog.at_level("INFO", logger="nitsjax.train.fit"):
+        params, h = fit(flow, flow.init(jax.random.key(0)), x[:1000], x[1000:],
+                        key=jax.random.key(1), steps=300, batch_size=100,
+                        learning_rate=1e-2, progress=False)
+    assert h.dequantized == {0: 1.0, 1: 1.0}
+    assert all(np.isfinite(v) for v in h["val_nll"])
+    assert all(np.isfinite(v) for v in h["train_nll"][1:])
+    # a bound on the discrete NLL: never below the entropy of the two Poissons (~4.47)
+    assert 4.3 < h.best_val_nll < 5.5, h.best_val_nll
+    text = caplog.text
+    assert "discrete (lattice) column(s)" in text and "dequantising column(s)" in text
+    # off: the continuous density piles up on the integers instead
+    _, off = fit(flow, flow.init(jax.random.key(0)), x[:1000], x[1000:],
+                 key=jax.random.key(1), steps=300, batch_size=100, learning_rate=1e-2,
+                 progress=False, dequantize=False)
+    assert off.dequantized is None

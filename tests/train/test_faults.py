@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 STEPS, EVAL_EVERY = 400, 50
 
 SCRIPT = textwrap.dedent(
@@ -129,7 +129,7 @@ def reference(script, tmp_path_factory):
     procs = [_start(script, None, d / f"ref{i}.npz") for i in range(2)]
     for p in procs:
         code, out = _finish(p)
-        assert code == 0 and f"DONE {EVAL_EVERY} {STEPS} {STEPS // EVAL_EVERY}" in out, out
+        assert code == 0 and f"DONE 0 {STEPS} {STEPS // EVAL_EVERY + 1}" in out, out
     return [_leaves(d / f"ref{i}.npz") for i in range(2)]
 
 
@@ -166,10 +166,10 @@ def test_sigkill_then_sigterm_then_same_command_resumes_bitwise(script, referenc
     assert not out.exists()
     # a third time: finishes; same params, bit for bit, as the uninterrupted run
     code, text = _finish(_start(script, ckpt, out))
-    assert code == 0 and f"DONE {EVAL_EVERY} {STEPS} {STEPS // EVAL_EVERY}" in text, text
+    assert code == 0 and f"DONE 0 {STEPS} {STEPS // EVAL_EVERY + 1}" in text, text
     assert _bitwise_equal(_leaves(out), reference[0])
     lines = (ckpt / "history.jsonl").read_text().splitlines()
-    assert len(lines) == STEPS // EVAL_EVERY  # every evaluation once, none repeated
+    assert len(lines) == STEPS // EVAL_EVERY + 1  # every evaluation once (step 0 too)
     assert _saved_steps(ckpt)[-1] == STEPS
     leftovers = [q.name for q in (ckpt / "checkpoints").iterdir() if not q.name.isdigit()]
     assert not [n for n in leftovers if "tmp" in n], leftovers  # nothing half-written

@@ -1,0 +1,177 @@
+"""The compiled kernels of ``fit``: a period of optimisation steps in one ``lax.scan``,
+the validation NLL, and the EMA of the params.
+
+* ``train_period`` runs ``num_steps`` steps in one dispatch. The minibatch of step ``s`` is
+  the ``s % B``-th slice of a permutation of the rows drawn on device for epoch ``s // B``
+  (``B = n // batch_size`` batches per epoch; the ragged remainder of each shuffled epoch
+  is dropped), so shapes are static and nothing meets the host inside a period.
+* With lattice steps (dequantisation, ``nitsjax.train.dequantize``) each minibatch gets
+  fresh uniform noise ``u * step`` from the step's key, on device.
+* A step whose loss, gradient or updated params are not all finite is skipped: params,
+  optimiser state and EMA keep their values, and the skip is counted (in total and as the
+  current run of consecutive skips, for ``FitDiverged``). ``optax.apply_if_finite`` is
+  not used: it checks the updates only (not the loss or the updated params), leaves the
+  EMA outside its reach, and after ``max_consecutive_errors`` it applies the non-finite
+  update; ``fit`` instead never applies one and stops with ``FitDiverged``.
+* The EMA is ``optax.ema(decay, debias=True)`` applied to the params after each applied
+  step; the averaged params are its bias-corrected value (``ema_params``).
+
+The kernels are jitted with the flow, the loss and the optimizer's ``update`` function
+static, so repeated ``fit`` calls of the same shapes reuse the compiled code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nitsjax.train import sharding
+
+Array = jax.Array
+
+
+class Carry(NamedTuple):
+    """The training state a period carries (and a checkpoint holds)."""
+
+    params: Any
+    opt_state: Any
+    ema: Any  # optax.EmaState, or () without EMA
+    step: Array  # int32 scalar: optimisation steps done (skipped ones included)
+    consecutive: Array  # int32: current run of skipped steps
+    skipped: Array  # int32: skipped steps in total
+
+
+def init_carry(tx: optax.GradientTransformation, params, use_ema: bool) -> Carry:
+    """The state before the first step (run eagerly: it is a handful of zeros)."""
+    zero = jnp.zeros((), jnp.int32)
+    ema = optax.ema(0.0).init(params) if use_ema else ()
+    return Carry(params, tx.init(params), ema, zero, zero, zero)
+
+
+def all_finite(tree) -> Array:
+    """True when every floating leaf of ``tree`` is finite."""
+    leaves = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(leaf.dtype, jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def select(ok, new, old):
+    """``new`` where ``ok`` else ``old``, leaf by leaf, in ``old``'s dtypes."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b).astype(b.dtype), new, old)
+
+
+def ema_params(ema, decay):
+    """The bias-corrected moving average of ``optax.ema`` state ``ema`` (needs one or more
+    updates)."""
+    return jax.tree_util.tree_map(
+        lambda e: (e / (1.0 - decay ** ema.count)).astype(e.dtype), ema.ema
+    )
+
+
+def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, carry, ema_decay,
+                 data, key, mesh=None, n=None):
+    """``num_steps`` optimisation steps in one ``lax.scan``; returns ``(carry, metrics)``.
+
+    Args:
+      flow, loss: as in ``fit`` (static).
+      update: the optimizer's ``update`` function (static).
+      learning_rate_of: ``opt_state -> learning rate`` (static;
+        ``nitsjax.train.optim.learning_rate_reader``).
+      carry: a ``Carry``; ``carry.ema == ()`` turns the EMA off.
+      ema_decay: traced scalar (ignored without EMA).
+      data: ``(x, context, lattice)``: rows, contexts or None, and per-column
+        dequantisation steps ``(dim,)`` or None.
+      key: the run's key; shuffling, dropout and noise streams are folded from it.
+      mesh, n: data parallel (``nitsjax.train.sharding``): rows of ``x`` sharded over the
+        mesh's ``"data"`` axis, padded; ``n`` real rows. Each minibatch is gathered
+        sharded along its batch axis, params stay replicated, GSPMD adds the all-reduce.
+
+    ``metrics``: ``train_nll`` (mean loss over the applied steps), ``skipped``,
+    ``max_consecutive`` (longest run of skips seen) and ``lr`` (of the last update).
+    """
+    x, ctx, lattice = data
+    n = x.shape[0] if n is None else n
+    per_epoch = n // batch_size
+    k_shuffle, k_dropout, k_noise = jax.random.split(key, 3)
+    use_ema = len(carry.ema) > 0
+
+    def permutation(step):
+        return jax.random.permutation(jax.random.fold_in(k_shuffle, step // per_epoch), n)
+
+    def take(a, idx):
+        if a is None:
+            return None
+        if mesh is None:
+            return jnp.take(a, idx, axis=0)
+        return sharding.gather_rows(a, idx, mesh)
+
+    def body(state, _):
+        c, perm = state
+        step = c.step
+        j = step % per_epoch
+        perm = jax.lax.cond(j == 0, lambda: permutation(step), lambda: perm)
+        idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
+        xb, cb = take(x, idx), take(ctx, idx)
+        if lattice is not None:
+            u = jax.random.uniform(jax.random.fold_in(k_noise, step), xb.shape, xb.dtype)
+            xb = xb + u * lattice.astype(xb.dtype)
+        k_step = jax.random.fold_in(k_dropout, step)
+        value, grads = jax.value_and_grad(lambda p: loss(flow, p, xb, cb, k_step))(c.params)
+        updates, opt_new = update(grads, c.opt_state, c.params)
+        new = optax.apply_updates(c.params, updates)
+        ok = jnp.isfinite(value) & all_finite(grads) & all_finite(new)
+        params = select(ok, new, c.params)
+        opt_state = select(ok, opt_new, c.opt_state)
+        ema = c.ema
+        if use_ema:
+            _, ema_new = optax.ema(ema_decay).update(new, c.ema)
+            ema = select(ok, ema_new, c.ema)
+        consecutive = jnp.where(ok, 0, c.consecutive + 1)
+        skipped = c.skipped + jnp.where(ok, 0, 1).astype(jnp.int32)
+        c = Carry(params, opt_state, ema, step + 1, consecutive, skipped)
+        return (c, perm), (value, ok, consecutive)
+
+    (carry, _), (values, oks, runs) = jax.lax.scan(
+        body, (carry, permutation(carry.step)), None, length=num_steps
+    )
+    good = jnp.sum(oks)
+    train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
+                      jnp.nan)
+    metrics = {"train_nll": train, "skipped": num_steps - good, "max_consecutive": jnp.max(runs),
+               "lr": learning_rate_of(carry.opt_state)}
+    return carry, metrics
+
+
+train_period_jit = jax.jit(
+    train_period,
+    static_argnames=("flow", "loss", "update", "learning_rate_of", "num_steps", "batch_size",
+                     "mesh", "n"),
+)
+
+
+def eval_nll(flow, params, xs, cs, mask):
+    """Mean NLL over the rows where ``mask``; ``xs`` (batches, batch, dim), scanned."""
+
+    def body(total, inputs):
+        xb, cb, mb = inputs
+        lp = flow.log_prob_batch(params, xb, cb, None)
+        return total + jnp.sum(jnp.where(mb, -lp, 0.0)), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros((), xs.dtype), (xs, cs, mask))
+    return total / jnp.sum(mask)
+
+
+eval_nll_jit = jax.jit(eval_nll, static_argnames=("flow",))
+ema_params_jit = jax.jit(ema_params)
+
+
+def compiled_cache_sizes() -> dict:
+    """Number of compiled variants of the training and evaluation kernels (for tests
+    and diagnostics: repeated ``fit`` calls of the same shapes must not add any)."""
+    return {"train": train_period_jit._cache_size(), "eval": eval_nll_jit._cache_size()}
