@@ -133,8 +133,8 @@ def _help(command: str, rest: list[str], cfg_dir: Path) -> int:
     code = _run_hydra(command, rest, cfg_dir)
     if code != 0 or command not in ("train", "demo"):
         return code
-    from nitsjax.config import compose
     from nitsjax.app.help import options_help
+    from nitsjax.config import compose
 
     args = _args_parser().parse_args(rest)
     overrides = [o for o in args.overrides if not _is_sweep(o)]
