@@ -265,3 +265,14 @@ def test_config_paths_stay_in_the_output_folder_unless_written_otherwise(tmp_pat
     assert "out: ../elsewhere/s.npy is outside the output folder" in text
     assert str((pathlib.Path.cwd() / "../elsewhere/s.npy").resolve()) in text
     assert f"out: {tmp_path / 'abs.npy'} is outside the output folder" in text
+
+
+def test_help_lists_every_option_from_the_signatures(capsys):
+    assert main(["train", "model=nsf_ar", "model.bins=4", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "== Configuration groups ==" in out  # Hydra's part
+    assert "model.bins: int = 4  (signature default 8)" in out
+    assert "model.autoregressive: bool = true  (signature default false)" in out
+    assert "spline bins per coordinate" in out  # the docstring's Args entry
+    assert "train.steps: int = 5000  (required: no default in the signature)" in out
+    assert "train.clip_norm: float | null = null" in out

@@ -50,12 +50,14 @@ PathLike = Union[str, Path]
 
 # ------------------------------------------------------------------------- helpers
 def hydra_output_dir() -> Optional[Path]:
-    """The running Hydra job's output folder, or None outside Hydra."""
+    """The running Hydra job's output folder, or None outside a Hydra job (a config left
+    by ``--cfg``/``--help`` in the same process has no output folder)."""
     from hydra.core.hydra_config import HydraConfig
 
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return None
+    if not HydraConfig.initialized():
+        return None
+    out = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", throw_on_missing=False)
+    return Path(out) if out else None
 
 
 def _default_out_dir(kind: str, suffix: str = "") -> Path:

@@ -24,12 +24,6 @@ def flow_constructor(name: str) -> Callable:
         ) from None
 
 
-def register_flow(name: str, constructor: Callable) -> None:
-    """Make ``model.name=<name>`` build ``constructor(dim, **other model keys)``
-    (``nitsjax.registry.register``, kept under its former name)."""
-    registry.register(name, constructor, "flow")
-
-
 def model_options(model_cfg) -> tuple[Callable, dict]:
     """``(constructor, keyword arguments)`` of a model config, checked against the
     constructor's signature: a key it does not take is a ConfigError naming
