@@ -177,3 +177,45 @@ def test_data_schema_has_dequantize():
     assert cfg.data.dequantize is None
     assert ex.data_options(cfg.data) == ("moons", {"n_train": 20000, "n_val": 5000,
                                                    "n_test": 5000, "seed": 0})
+
+
+def test_registered_constructors_take_their_options_keyword_only():
+    """The derivation's rule: positional parameters are inputs (``dim``), keyword-only
+    ones are options; an option that is not keyword-only would silently miss the CLI."""
+    for name in registry.names("flow"):
+        params = list(inspect.signature(registry.get(name)).parameters.values())
+        late = [p.name for p in params[1:] if p.kind is not p.KEYWORD_ONLY]
+        assert not late, f"{name}: make {late} keyword-only (after `*`) to be config options"
+
+
+def test_signature_rule_picks_up_new_options_by_type():
+    """What other signatures will gain is derived without touching the config code:
+    plain data becomes a field, an optimizer / array / callable does not."""
+    from typing import Callable, Literal, Optional, Sequence
+
+    import jax
+    import optax
+
+    from nitsjax.app.schema import options, signature_schema
+
+    def f(x, *, steps: int, eval_every: Optional[int] = None, standardize: bool = True,
+          linear: Literal["lu", "permute"] | None = "lu", squash: str = "logistic",
+          dequantize: bool | float | None = None, shift: float | Sequence[float] = 0.0,
+          widths: Sequence[int] = (8, 8), optimizer: optax.GradientTransformation | None = None,
+          key: jax.Array = None, loss: Callable = print, callback=None, untyped=0.5):
+        return x
+
+    got = options(f)
+    assert set(got) == {"steps", "eval_every", "standardize", "linear", "squash",
+                        "dequantize", "shift", "widths", "callback", "untyped"}
+    assert got["steps"][1] is inspect.Parameter.empty
+    schema = _schema_defaults(signature_schema(f, "F"))
+    assert schema["steps"] == "???" and schema["widths"] == [8, 8] and schema["linear"] == "lu"
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.structured(signature_schema(f, "F"))
+    cfg.eval_every = 3
+    with pytest.raises(Exception, match="eval_every"):
+        cfg.eval_every = "often"
+    with pytest.raises(Exception, match="optimizer"):
+        cfg.optimizer = "adam"
