@@ -20,7 +20,7 @@ Layout (``configs/``)::
 
     train.yaml eval.yaml sample.yaml demo.yaml   one primary config per command
     model/<name>.yaml                             flow presets (schema: the constructor)
-    data/<name>.yaml                              data sets (DataConfig)
+    data/<name>.yaml                              data set presets (schema: the loader)
     train/{default,fast,demo,...}.yaml            optimisation presets (schema: fit)
 """
 
@@ -79,7 +79,7 @@ def model_schema(name: str) -> type:
 @dataclass
 class DataConfig:
     """A data set: ``nitsjax.data.load(name, **options)``, where the options are this
-    node's other keys (each schema below lists the options its loader takes) plus
+    node's other keys (``data_schema(name)`` adds the loader's arguments) plus
     ``kwargs`` (extra loader options). ``image_shape`` (e.g. ``[8, 8]``) makes the sample
     figures image grids (default: what the loader reports). ``dequantize`` goes to the
     loader when it dequantises (UCI tables, files, images: it knows the columns' steps),
@@ -91,92 +91,37 @@ class DataConfig:
     dequantize: Any = None
 
 
-@dataclass
-class ToyDataConfig(DataConfig):
-    """A 2-D toy density (``nitsjax.data.toys``), sampled from ``seed``."""
-
-    n_train: int = 20000
-    n_val: int = 5000
-    n_test: int = 5000
-    seed: int = 0
+#: loader arguments that are not config keys: ``return_info`` (the runner asks for it) and
+#: ``allow_pickle`` (unpickling stays an explicit opt-in: Python or $NITSJAX_ALLOW_PICKLE)
+DATA_SUPPLIED = ("return_info", "allow_pickle")
 
 
-@dataclass
-class DigitsDataConfig(DataConfig):
-    """scikit-learn's 8x8 digits, bundled: no download."""
+def data_loader(name: str):
+    """The loader function of data set ``name`` (``nitsjax.data.load``'s registry)."""
+    from nitsjax.data import tabular
+    from nitsjax.data.registry import REGISTRY
 
-    name: str = "digits"
-    image_shape: Optional[List[int]] = field(default_factory=lambda: [8, 8])
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    standardize: bool = False
+    if name not in REGISTRY:
+        raise ConfigError(f"data.name: unknown data set {name!r}; expected one of {list(REGISTRY)}")
+    return tabular.load_file if name == "file" else REGISTRY[name].loader
 
 
-@dataclass
-class UCIDataConfig(DataConfig):
-    """A UCI table (magic, htru2, wine_red, wine_white) read from ``root``.
-    ``dequantize``: true, false, "integer" or "decimal"."""
-
-    root: Optional[str] = None
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    standardize: bool = True
-    dequantize: Any = True
+def data_schema(name: str) -> type:
+    """The schema of ``data=<name>``: ``DataConfig`` plus one field per argument of the
+    data set's loader, with the signature's types and defaults."""
+    fn = data_loader(name)
+    return signature_schema(
+        fn, f"{name}DataConfig", bases=(DataConfig,), exclude=DATA_SUPPLIED, positional=True,
+        defaults={"name": name},
+        doc=f"Options of ``{fn.__module__}.{fn.__qualname__}`` (data={name}).",
+    )
 
 
-@dataclass
-class MAFDataConfig(DataConfig):
-    """A MAF benchmark (power, gas, hepmass, miniboone, bsds300) with MAF's exact
-    preprocessing, read from ``root`` (the MAF archive's folder)."""
+def data_schemas() -> dict[str, type]:
+    """``{name: schema}`` of every data set (``nitsjax.data.names()``)."""
+    from nitsjax.data.registry import REGISTRY
 
-    root: Optional[str] = None
-
-
-@dataclass
-class ImageDataConfig(DataConfig):
-    """MNIST / CIFAR-10 from their standard files, dequantised to [0, 1)."""
-
-    root: Optional[str] = None
-    seed: int = 0
-    dequantize: bool = True
-    val_fraction: float = 0.1
-    verify: bool = True
-
-
-@dataclass
-class PatchDataConfig(DataConfig):
-    """BSDS300 8x8 patches rebuilt from the JPEG images (63 dimensions)."""
-
-    name: str = "bsds300_images"
-    root: Optional[str] = None
-    preset: str = "small"
-    n_train: Optional[int] = None
-    n_val: Optional[int] = None
-    n_test: Optional[int] = None
-    seed: int = 0
-
-
-@dataclass
-class FileDataConfig(DataConfig):
-    """A user's own ``.npy`` / ``.npz`` / ``.csv`` table (``nitsjax.data.load_file``):
-    shuffled, split, dequantised where integer-valued and standardised with training
-    statistics (samples are written back in the file's units)."""
-
-    name: str = "file"
-    path: str = MISSING
-    label_column: Any = None
-    drop_columns: List[Any] = field(default_factory=list)
-    key: Optional[str] = None
-    delimiter: Optional[str] = None
-    header: Any = "auto"
-    seed: int = 0
-    shuffle: bool = True
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    standardize: bool = True
-    dequantize: Any = True
+    return {name: data_schema(name) for name in REGISTRY}
 
 
 # ---------------------------------------------------------------------------- train
@@ -258,18 +203,6 @@ class DemoConfig:
 
 
 PRIMARY = {"train": RunConfig, "eval": EvalConfig, "sample": SampleConfig, "demo": DemoConfig}
-DATA = {
-    "base": DataConfig,
-    "toy": ToyDataConfig,
-    "digits": DigitsDataConfig,
-    "uci": UCIDataConfig,
-    "maf": MAFDataConfig,
-    "image": ImageDataConfig,
-    "patches": PatchDataConfig,
-    "file": FileDataConfig,
-}
-
-
 def model_schemas() -> dict[str, type]:
     """``{name: schema}`` of every registered flow (``nitsjax.registry.names()``)."""
     return {name: model_schema(name) for name in registry.names("flow")}
@@ -277,7 +210,7 @@ def model_schemas() -> dict[str, type]:
 
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (idempotent; call again after registering
-    a flow): ``schema/<command>``, ``schema/model/<name>``, ``schema/data/<kind>``,
+    a flow): ``schema/<command>``, ``schema/model/<name>``, ``schema/data/<name>``,
     ``schema/train/base``; and ``model/<name>`` for a registered flow that has no YAML file
     in ``configs/model/``, so ``model=<name>`` works with the registration alone."""
     cs = ConfigStore.instance()
@@ -291,7 +224,7 @@ def register() -> None:
         cs.store(group="schema/model", name=name, node=node)
         if name not in yaml_models:
             cs.store(group="model", name=name, node=node)
-    for name, node in DATA.items():
+    for name, node in data_schemas().items():
         cs.store(group="schema/data", name=name, node=node)
     cs.store(group="schema/train", name="base", node=TrainConfig)
 

@@ -219,3 +219,29 @@ def test_signature_rule_picks_up_new_options_by_type():
         cfg.eval_every = "often"
     with pytest.raises(Exception, match="optimizer"):
         cfg.optimizer = "adam"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in C.config_dir().glob("data/*.yaml")))
+def test_data_config_defaults_are_the_loaders(name):
+    """``data=<name>`` has one key per loader argument, with the loader's default unless
+    its YAML preset says otherwise; a preset restates no default."""
+    import yaml
+
+    loader = C.data_loader(name)
+    want = {}
+    for p in inspect.signature(loader).parameters.values():
+        if p.name not in C.DATA_SUPPLIED:
+            d = p.default
+            want[p.name] = "???" if d is p.empty else (list(d) if isinstance(d, tuple) else d)
+    preset = yaml.safe_load((C.config_dir() / "data" / f"{name}.yaml").read_text())
+    preset.pop("defaults")
+    required = [f"data.{k}=x.npy" for k, v in want.items() if v == "???"]
+    cfg = C.to_container(C.compose("train", [f"data={name}", *required]).data)
+    schema = _schema_defaults(C.data_schema(name))
+    for key, default in want.items():
+        assert schema[key] == default, (name, key, schema[key], default)
+        if key in preset:
+            assert preset[key] != default or preset[key] == "???", (name, key)
+        elif default != "???":
+            assert cfg[key] == default, (name, key, cfg[key], default)
+    assert set(schema) == {"name", "image_shape", "kwargs", "dequantize"} | set(want)

@@ -26,10 +26,11 @@ def _type_name(t) -> str:
     return getattr(t, "__name__", str(t))
 
 
-def _section(title: str, prefix: str, fn, current: dict, exclude=()) -> list[str]:
+def _section(title: str, prefix: str, fn, current: dict, exclude=(),
+             positional: bool = False) -> list[str]:
     docs = option_docs(fn)
     lines = [f"== {title}: {fn.__module__}.{fn.__qualname__} ==", ""]
-    for key, (t, default) in options(fn, exclude).items():
+    for key, (t, default) in options(fn, exclude, positional).items():
         required = default is _EMPTY
         value = current.get(key, "???" if required else default)
         head = f"  {prefix}.{key}: {_type_name(t)} = {_show(value)}"
@@ -57,10 +58,10 @@ def _show(v) -> str:
 
 
 def options_help(cfg) -> str:
-    """The options of ``cfg.model`` and ``cfg.train`` (a composed ``train`` or ``demo``
-    config), current values next to the signature defaults."""
+    """The options of ``cfg.model``, ``cfg.train`` and the data set(s) (a composed
+    ``train`` or ``demo`` config), current values next to the signature defaults."""
     from nitsjax.app.models import flow_constructor
-    from nitsjax.config import FIT_SUPPLIED, MODEL_SUPPLIED
+    from nitsjax.config import DATA_SUPPLIED, FIT_SUPPLIED, MODEL_SUPPLIED, data_loader
     from nitsjax.train import fit
 
     model = OmegaConf.to_container(cfg.model, resolve=False)
@@ -73,4 +74,9 @@ def options_help(cfg) -> str:
     lines.insert(3, "      null, or alpha in [0, 0.5): x -> logit(alpha + (1 - 2 alpha) x) "
                     "before the flow (data in [0, 1)).")
     lines += _section("Training options (train.*)", "train", fit, train, FIT_SUPPLIED)
+    for key in ("data", "toy_data", "image_data"):
+        if key in cfg:
+            data = OmegaConf.to_container(cfg[key], resolve=False)
+            lines += _section(f"Data options ({key}={data['name']})", key,
+                              data_loader(data["name"]), data, DATA_SUPPLIED, positional=True)
     return "\n".join(lines)

@@ -14,9 +14,10 @@ Which parameters are config material is a rule, not a list:
   left to Python callers (``loss``, ``callback``, ``optimizer``, ``key``);
 * ``exclude`` names what the caller supplies itself (``context_dim``, ``checkpoint_dir``).
 
-Types: ``Sequence[int]``/``tuple`` -> ``List[int]``, ``X | None`` -> ``Optional[X]``, a
-union of plain types or an unannotated ``None`` default -> ``Any``; an unannotated
-parameter takes its default's type.
+Types: ``Sequence[int]``/``tuple`` -> ``List[int]``, ``X | None`` -> ``Optional[X]``; a
+union keeps its plain members (``seed: int | Generator`` -> ``int``; none: not config
+material), several of them -> ``Any``; an unannotated parameter -> ``Any`` (the
+signature declares no type: annotate it to have values checked).
 """
 
 from __future__ import annotations
@@ -37,14 +38,9 @@ _NOT_CONFIG = object()  # a type that is not config material
 
 def config_type(annotation, default=inspect.Parameter.empty):
     """The OmegaConf field type for a parameter, or ``_NOT_CONFIG``."""
-    if annotation is inspect.Parameter.empty:
-        if default is inspect.Parameter.empty or default is None:
-            return Any
-        if isinstance(default, (list, tuple)):
-            types_ = {type(v) for v in default}
-            elem = types_.pop() if len(types_) == 1 and types_ <= set(PLAIN) else Any
-            return List[elem]
-        return type(default) if type(default) in PLAIN else _NOT_CONFIG
+    if annotation is inspect.Parameter.empty:  # no declared type: any plain value
+        return Any if _is_config_value(default) or default is inspect.Parameter.empty \
+            else _NOT_CONFIG
     if annotation is Any:
         return Any
     if annotation in PLAIN:
@@ -52,23 +48,22 @@ def config_type(annotation, default=inspect.Parameter.empty):
     if annotation is type(None):
         return Any
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (Union, types.UnionType):
+    if origin in (Union, types.UnionType):  # keeps the members a config can hold
         inner = [a for a in args if a is not type(None)]
-        mapped = [config_type(a) for a in inner]
-        if any(m is _NOT_CONFIG for m in mapped):
+        mapped = [m for m in map(config_type, inner) if m is not _NOT_CONFIG]
+        if not mapped:
             return _NOT_CONFIG
-        one = mapped[0] if len(mapped) == 1 else Any  # OmegaConf 2.3: no Union of types
+        one = mapped[0] if len(set(mapped)) == 1 else Any  # OmegaConf 2.3: no Union
         return Optional[one] if len(inner) < len(args) and one is not Any else one
     if origin is typing.Literal:
         kinds = {type(a) for a in args}
         return kinds.pop() if len(kinds) == 1 and kinds <= set(PLAIN) else Any
     if origin in (list, tuple, collections.abc.Sequence, collections.abc.MutableSequence):
-        elems = [a for a in args if a is not Ellipsis]
-        mapped = {config_type(a) for a in elems}
+        mapped = {config_type(a) for a in args if a is not Ellipsis}
         if _NOT_CONFIG in mapped:
             return _NOT_CONFIG
         return List[mapped.pop() if len(mapped) == 1 else Any]
-    if annotation in (list, tuple):
+    if annotation in (list, tuple, collections.abc.Sequence):
         return List[Any]
     if origin in (dict, collections.abc.Mapping) or annotation is dict:
         return Dict[str, Any]
@@ -99,9 +94,10 @@ def _is_config_value(v) -> bool:
     return False
 
 
-def options(fn: Callable, exclude=()) -> dict[str, tuple[Any, Any]]:
+def options(fn: Callable, exclude=(), positional: bool = False) -> dict[str, tuple[Any, Any]]:
     """``{name: (config type, default)}`` of ``fn``'s config options (module docstring);
-    ``default`` is ``inspect.Parameter.empty`` for a required option."""
+    ``default`` is ``inspect.Parameter.empty`` for a required option. ``positional``: a
+    function all of whose arguments are options (a data loader's ``root``, ``path``)."""
     sig = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(fn)
@@ -109,7 +105,8 @@ def options(fn: Callable, exclude=()) -> dict[str, tuple[Any, Any]]:
         hints = {}
     out = {}
     for p in sig.parameters.values():
-        if p.kind is not p.KEYWORD_ONLY or p.name in exclude:
+        kinds = (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) if positional else (p.KEYWORD_ONLY,)
+        if p.kind not in kinds or p.name in exclude:
             continue
         if p.default is not p.empty and not _is_config_value(p.default):
             continue  # a callable or an object default: Python callers only
@@ -121,13 +118,13 @@ def options(fn: Callable, exclude=()) -> dict[str, tuple[Any, Any]]:
 
 
 def signature_schema(fn: Callable, name: str, *, bases=(), exclude=(), defaults=None,
-                     doc: Optional[str] = None) -> type:
+                     doc: Optional[str] = None, positional: bool = False) -> type:
     """A dataclass named ``name`` with one field per config option of ``fn``.
 
     ``bases``: dataclasses whose fields come first (e.g. ``ModelConfig``: ``name``,
     ``logit``); ``defaults``: values for fields of ``bases`` (``{"name": "maf"}``)."""
     fields = []
-    for key, (t, default) in options(fn, exclude).items():
+    for key, (t, default) in options(fn, exclude, positional).items():
         value = MISSING if default is inspect.Parameter.empty else default
         if value is None and t is not Any and typing.get_origin(t) is not Union:
             t = Optional[t]
