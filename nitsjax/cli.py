@@ -131,7 +131,7 @@ def _help(command: str, rest: list[str], cfg_dir: Path) -> int:
     """Hydra's ``--help`` (groups, composed config), then every option of the chosen
     model and of ``train`` with its type, default and the docstring's sentence."""
     code = _run_hydra(command, rest, cfg_dir)
-    if code != 0 or command not in ("train", "demo"):
+    if code != 0:
         return code
     from nitsjax.app.help import options_help
     from nitsjax.config import compose
@@ -142,7 +142,7 @@ def _help(command: str, rest: list[str], cfg_dir: Path) -> int:
         cfg = compose(command, overrides)
     except Exception:  # noqa: BLE001 - the Hydra part above already said what is wrong
         return code
-    print(options_help(cfg))
+    print(options_help(cfg, command))
     return code
 
 
@@ -242,7 +242,8 @@ def preflight(command: str, args: Sequence[str], cfg_dir: Path) -> int:
         raise ConfigError(
             f"run: required; pass the output folder of `nitsjax train`, e.g. "
             f"`nitsjax {command} run=outputs/train/<date>/<time>_maf_moons` "
-            f"(run is ??? in {cfg_dir / (command + '.yaml')})"
+            f"(run has no default in {cfg_dir / (command + '.yaml')} nor in the signature "
+            f"of nitsjax.app.commands.run_{command})"
         )
     config_name = parsed.config_name or command
     jobs = expand_sweep(parsed.overrides) if parsed.multirun else [list(parsed.overrides)]

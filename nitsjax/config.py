@@ -38,6 +38,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 import nitsjax.flows  # noqa: F401  (registers the built-in flows)
 from nitsjax import registry
 from nitsjax.app.schema import signature_schema
+from nitsjax.cli import COMMANDS
 
 ENV_CONFIG_DIR = "NITSJAX_CONFIG_DIR"
 
@@ -144,7 +145,9 @@ TrainConfig = train_schema()
 
 @dataclass
 class PlotConfig:
-    """Figures written after training / sampling."""
+    """Figures written after training: ``n_samples`` samples drawn for them, the density
+    heatmap's resolution ``grid`` (2-D data), pairwise marginals of the first ``max_dims``
+    dimensions (d > 2)."""
 
     enabled: bool = True
     n_samples: int = 2000
@@ -155,7 +158,8 @@ class PlotConfig:
 # ------------------------------------------------------------------ primary configs
 @dataclass
 class RunConfig:
-    """``nitsjax train``: one model on one data set."""
+    """``nitsjax train``: one model on one data set; ``eval_batch_size`` test points per
+    log-likelihood batch (``fit``'s validation batches too)."""
 
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
@@ -165,26 +169,18 @@ class RunConfig:
     eval_batch_size: int = 4096
 
 
-@dataclass
-class EvalConfig:
-    """``nitsjax eval run=<dir>``: log-likelihood of a trained run on a split."""
-
-    run: str = MISSING
-    split: str = "test"
-    batch_size: int = 4096
-    data_root: Optional[str] = None
+#: ``run_eval``/``run_sample`` arguments the CLI passes itself: Hydra's output folder
+COMMAND_SUPPLIED = ("out_dir",)
 
 
-@dataclass
-class SampleConfig:
-    """``nitsjax sample run=<dir> n=1000``: samples (data units) to .npy plus a figure."""
+def command_schema(command: str) -> type:
+    """The schema of ``nitsjax eval`` / ``nitsjax sample``: the arguments of
+    ``nitsjax.app.commands.run_eval`` / ``run_sample`` (their signatures)."""
+    from nitsjax.app import commands
 
-    run: str = MISSING
-    n: int = 1000
-    seed: int = 0
-    out: Optional[str] = None
-    plot: bool = True
-    data_root: Optional[str] = None
+    fn = {"eval": commands.run_eval, "sample": commands.run_sample}[command]
+    return signature_schema(fn, f"{command.capitalize()}Config", exclude=COMMAND_SUPPLIED,
+                            positional=True, doc=f"``nitsjax {command}``: {fn.__doc__}")
 
 
 @dataclass
@@ -202,7 +198,15 @@ class DemoConfig:
     eval_batch_size: int = 4096
 
 
-PRIMARY = {"train": RunConfig, "eval": EvalConfig, "sample": SampleConfig, "demo": DemoConfig}
+PRIMARY = COMMANDS  # one primary config per command (configs/<command>.yaml)
+
+
+def primary_schemas() -> dict[str, type]:
+    """``{command: schema}`` of the primary configs."""
+    return {"train": RunConfig, "eval": command_schema("eval"),
+            "sample": command_schema("sample"), "demo": DemoConfig}
+
+
 def model_schemas() -> dict[str, type]:
     """``{name: schema}`` of every registered flow (``nitsjax.registry.names()``)."""
     return {name: model_schema(name) for name in registry.names("flow")}
@@ -214,7 +218,7 @@ def register() -> None:
     ``schema/train/base``; and ``model/<name>`` for a registered flow that has no YAML file
     in ``configs/model/``, so ``model=<name>`` works with the registration alone."""
     cs = ConfigStore.instance()
-    for name, node in PRIMARY.items():
+    for name, node in primary_schemas().items():
         cs.store(group="schema", name=name, node=node)
     try:
         yaml_models = {p.stem for p in (config_dir() / "model").glob("*.yaml")}

@@ -213,8 +213,15 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
 # ---------------------------------------------------------------------------- eval
 def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
              data_root: Optional[str] = None, out_dir: Optional[PathLike] = None) -> dict:
-    """Log-likelihood of a trained run on a split (mean, 2 SE, n); written to
-    ``<out_dir>/metrics.json`` when ``out_dir`` is given (the CLI passes Hydra's folder)."""
+    """Log-likelihood of a trained run on a split (mean, 2 SE, n).
+
+    Args:
+      run: the output folder of ``nitsjax train``.
+      split: ``"train"``, ``"val"`` or ``"test"``.
+      batch_size: rows per log-likelihood batch.
+      data_root: where the data set lives, if not where training found it.
+      out_dir: writes ``<out_dir>/metrics.json`` (the CLI passes Hydra's folder).
+    """
     r = load_run(run)
     data = r.load_data(root=data_root)
     lp = log_likelihoods(r.flow, r.params, data.split(split), batch_size)
@@ -240,11 +247,20 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
 def run_sample(run: PathLike, n: int = 1000, seed: int = 0, out: Optional[PathLike] = None,
                plot: bool = True, data_root: Optional[str] = None,
                out_dir: Optional[PathLike] = None) -> Path:
-    """Draw ``n`` samples (the data's original units) into ``out`` (default
-    ``<out_dir>/samples.npy``) and a figure next to it; returns the .npy path.
+    """Draw ``n`` samples (the data's original units) into a ``.npy`` file and a figure
+    next to it; returns the .npy path.
 
-    A relative ``out`` is inside the output folder (``out_dir``, else ``<run>/samples``);
-    an absolute one, or one with ``..``, is used as written and logged (``output_path``)."""
+    Args:
+      run: the output folder of ``nitsjax train``.
+      n: number of samples.
+      seed: seed of the sampling key.
+      out: the .npy to write; relative: inside the output folder (``out_dir``, else
+        ``<run>/samples``); absolute or with ``..``: as written, and logged
+        (``output_path``). None: ``<output folder>/samples.npy``.
+      plot: also write the figure (samples next to the test data).
+      data_root: where the data set lives (for the data half of the figure).
+      out_dir: the output folder (the CLI passes Hydra's folder).
+    """
     r = load_run(run)
     base = Path(out_dir) if out_dir is not None else Path(run) / "samples"
     npy = base / "samples.npy" if out is None else output_path(out, base, "out")

@@ -57,12 +57,27 @@ def _show(v) -> str:
     return str(v)
 
 
-def options_help(cfg) -> str:
-    """The options of ``cfg.model``, ``cfg.train`` and the data set(s) (a composed
-    ``train`` or ``demo`` config), current values next to the signature defaults."""
+def options_help(cfg, command: str = "train") -> str:
+    """The options of a composed config, current values next to the signature defaults:
+    ``model``, ``train`` and the data set(s) of ``train``/``demo``; the command function's
+    arguments for ``eval``/``sample``."""
+    from nitsjax.app import commands
     from nitsjax.app.models import flow_constructor
-    from nitsjax.config import DATA_SUPPLIED, FIT_SUPPLIED, MODEL_SUPPLIED, data_loader
+    from nitsjax.config import (
+        COMMAND_SUPPLIED,
+        DATA_SUPPLIED,
+        FIT_SUPPLIED,
+        MODEL_SUPPLIED,
+        data_loader,
+    )
     from nitsjax.train import fit
+
+    if command in ("eval", "sample"):
+        fn = getattr(commands, f"run_{command}")
+        current = OmegaConf.to_container(cfg, resolve=False)
+        lines = _section(f"Options of nitsjax {command}", "", fn, current, COMMAND_SUPPLIED,
+                         positional=True)
+        return "\n".join(line.replace("  .", "  ", 1) for line in lines)
 
     model = OmegaConf.to_container(cfg.model, resolve=False)
     train = OmegaConf.to_container(cfg.train, resolve=False)
