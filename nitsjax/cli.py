@@ -338,9 +338,15 @@ class _Composer:
                 raise ConfigError(f"{err} [job overrides: {' '.join(overrides)}]") from None
             raise
         if self.command in ("train", "demo"):  # model and data keys vs their functions
+            import inspect
+
+            from nitsjax.app.datasets import fit_dequantize
+            from nitsjax.train import fit
+
             ex.model_options(job.model)
             for d in ("data",) if self.command == "train" else ("toy_data", "image_data"):
                 ex.data_options(job[d])
+                fit_dequantize(job[d], inspect.signature(fit).parameters)
         try:  # the output folder must resolve (it may interpolate job values)
             str(cfg.hydra.run.dir)
         except Exception as err:  # noqa: BLE001

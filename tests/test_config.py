@@ -245,3 +245,16 @@ def test_data_config_defaults_are_the_loaders(name):
         elif default != "???":
             assert cfg[key] == default, (name, key, cfg[key], default)
     assert set(schema) == {"name", "image_shape", "kwargs", "dequantize"} | set(want)
+
+
+def test_data_dequantize_goes_to_the_loader_else_to_fit():
+    from nitsjax.app.datasets import fit_dequantize
+
+    toy = C.compose("train", ["data=moons", "data.dequantize=true"]).data
+    assert fit_dequantize(toy, {"dequantize": None}) == {"dequantize": True}
+    with pytest.raises(C.ConfigError, match="data.dequantize"):
+        fit_dequantize(toy, {})
+    assert "dequantize" not in ex.data_options(toy)[1]
+    table = C.compose("train", ["data=magic", "data.dequantize=integer"]).data
+    assert fit_dequantize(table, {"dequantize": None}) == {}
+    assert ex.data_options(table)[1]["dequantize"] == "integer"
