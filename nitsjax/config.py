@@ -1,8 +1,9 @@
 """Structured configs of the command line, registered in Hydra's ConfigStore.
 
-The model and train schemas are derived from the functions they configure: one field per
-option of the registered flow constructor (``nitsjax.registry``) and of
-``nitsjax.train.fit``, with the signature's types and defaults (``nitsjax.app.schema``).
+The schemas are derived from the functions they configure: one field per option of the
+registered flow constructor (``nitsjax.registry``), of ``nitsjax.train.fit``, of the data
+set's loader and of ``run_eval``/``run_sample``, with the signature's types and defaults
+(``nitsjax.app.schema``); only the application's own keys are declared here.
 The YAML files in ``configs/`` (shipped inside the package) hold presets: only what
 differs from those defaults. Every YAML file names its schema in its defaults list
 (``- /schema/model/maf@_here_``), so Hydra refuses, while composing and before any work:
