@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nitsjax tests experiments
+
+# the built wheel in fresh venvs, used from a temporary folder (.ci/wheel-check)
+wheel-check: $(STAMP)
+	PY=$(BIN)/python .ci/wheel-check
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]" "torch==2.13.0"  # CPU build on this machine kind

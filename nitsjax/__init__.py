@@ -1,11 +1,24 @@
-"""nitsjax: exact normalizing flows and the Neural Inverse Transform Sampler in JAX."""
+"""nitsjax: exact normalizing flows and the Neural Inverse Transform Sampler in JAX.
 
-from nitsjax import bijectors, data, distributions, flows, nn, results, root_finding, train
+The library core: importing it loads no application package (hydra, omegaconf,
+matplotlib); the command line and its configs are ``nitsjax.cli`` (the ``cli`` extra)."""
+
+from nitsjax import (
+    bijectors,
+    data,
+    distributions,
+    flows,
+    nn,
+    registry,
+    results,
+    root_finding,
+    train,
+)
 from nitsjax.flow import Flow
 from nitsjax.train import FitDiverged, FitInterrupted, History, fit
 
 __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data", "distributions",
-    "fit", "flows", "nn", "results", "root_finding", "train",
+    "fit", "flows", "nn", "registry", "results", "root_finding", "train",
 ]

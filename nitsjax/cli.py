@@ -7,18 +7,26 @@ overrides (``train.steps=2000``), group choices (``model=nsf``), sweeps (``-m``)
 
 Before Hydra runs anything, every job of the command line (each combination of a ``-m``
 sweep) is composed and validated, so an unknown key, a wrong type or a missing required
-value stops the command at once, with a message naming the key and the YAML file.
+value stops the command at once, with a message naming the key and the YAML file. Only
+Hydra's public API is used: ``hydra.initialize_config_dir``/``hydra.compose`` to compose
+and ``OverridesParser`` with its sweep iterators to expand a sweep.
+
+Needs the ``cli`` extra; with the library core alone the command says which to install.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import itertools
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from nitsjax.config import COMMANDS, ConfigError, config_dir, validate
+COMMANDS = ("train", "eval", "sample", "demo")
+EXTRA_HINT = 'pip install "nitsjax[cli]"'
 
 USAGE = """\
 usage: nitsjax <command> [key=value ...] [-m] [--cfg job] [--help]
@@ -34,7 +42,8 @@ commands:
              nitsjax sample run=<run folder> n=1000
   demo     the default model on embedded data (2-D toy + sklearn digits), a few minutes
 
-`nitsjax <command> --help` lists the command's config groups and values;
+`nitsjax <command> --help` lists the command's config groups, values and every option of
+the chosen model and of training (from their signatures and docstrings);
 `nitsjax <command> --cfg job` prints the composed config without running.
 configs: {configs}
 """
@@ -42,11 +51,23 @@ configs: {configs}
 # Hydra flags after which nothing runs, so nothing needs validating first.
 _NO_RUN_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 MAX_PREFLIGHT_JOBS = 256
+_PREFLIGHT = {"jobs": 0}  # jobs of the current command line already validated
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``nitsjax`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        from nitsjax import __version__
+
+        print(f"nitsjax {__version__}")
+        return 0
+    try:
+        from nitsjax.config import ConfigError, config_dir
+    except ModuleNotFoundError as err:  # the library core without the cli extra
+        print(f"nitsjax: the command line needs the 'cli' extra ({err.name} is not installed); "
+              f"install it with: {EXTRA_HINT}", file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help", "help"):
         try:
             where = str(config_dir())
@@ -54,11 +75,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             where = f"not found ({err})"
         print(USAGE.format(configs=where))
         return 0 if argv else 2
-    if argv[0] == "--version":
-        from nitsjax import __version__
-
-        print(f"nitsjax {__version__}")
-        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(
@@ -73,13 +89,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         jax.distributed.initialize()  # multi-host: one process per host, see README
     try:
         cfg_dir = config_dir()
-        preflight(command, rest, cfg_dir)
+        _PREFLIGHT["jobs"] = preflight(command, rest, cfg_dir)
     except ConfigError as err:
         print(f"nitsjax {command}: {err}", file=sys.stderr)
         return 2
     except SystemExit as err:  # argparse of Hydra's flags
         return _code(err)
-    return _run_hydra(command, rest, cfg_dir)
+    try:
+        if "--help" in rest or "-h" in rest:
+            return _help(command, rest, cfg_dir)
+        return _run_hydra(command, rest, cfg_dir)
+    finally:
+        _PREFLIGHT["jobs"] = 0
 
 
 def _code(err: SystemExit) -> int:
@@ -89,6 +110,9 @@ def _code(err: SystemExit) -> int:
 def _run_hydra(command: str, rest: list[str], cfg_dir: Path) -> int:
     import hydra
 
+    from nitsjax.config import register
+
+    register()  # flows registered since import get their schema
     task = hydra.main(config_path=str(cfg_dir), config_name=command, version_base="1.3")(
         _TASKS[command]
     )
@@ -103,19 +127,44 @@ def _run_hydra(command: str, rest: list[str], cfg_dir: Path) -> int:
     return 0
 
 
+def _help(command: str, rest: list[str], cfg_dir: Path) -> int:
+    """Hydra's ``--help`` (groups, composed config), then every option of the chosen
+    model and of ``train`` with its type, default and the docstring's sentence."""
+    code = _run_hydra(command, rest, cfg_dir)
+    if code != 0:
+        return code
+    from nitsjax.app.help import options_help
+    from nitsjax.config import compose
+
+    args = _args_parser().parse_args(rest)
+    overrides = [o for o in args.overrides if not _is_sweep(o)]
+    try:
+        cfg = compose(command, overrides)
+    except Exception:  # noqa: BLE001 - the Hydra part above already said what is wrong
+        return code
+    print(options_help(cfg, command))
+    return code
+
+
+def _is_sweep(override: str) -> bool:
+    return "," in override.partition("=")[2]
+
+
 # ------------------------------------------------------------------------ the tasks
 def _task(command: str):
     def run(cfg) -> None:
         from nitsjax import experiment as ex
+        from nitsjax.config import ConfigError, validate
         from nitsjax.data._files import DataFormatError
         from nitsjax.train import FitDiverged
 
         try:
-            validate(cfg, command)
+            if _job_number() >= _PREFLIGHT["jobs"]:  # not among the jobs preflight checked
+                validate(cfg, command)
             if command == "train":
-                ex.run_train(cfg)
+                ex.train_validated(cfg)
             elif command == "demo":
-                ex.run_demo(cfg)
+                ex.run_demo(cfg, validated=True)
             elif command == "eval":
                 ex.run_eval(cfg.run, cfg.split, cfg.batch_size, cfg.data_root,
                             out_dir=ex.hydra_output_dir())
@@ -143,17 +192,48 @@ def _task(command: str):
     return run
 
 
+def _job_number() -> int:
+    """The running Hydra job's number in its sweep (0 for a single run or outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return 0
+    num = HydraConfig.get().job.get("num")
+    return int(num) if num is not None else 0
+
+
 _TASKS = {c: _task(c) for c in COMMANDS}
 
 
 # -------------------------------------------------------------------- preflight checks
+def _args_parser() -> argparse.ArgumentParser:
+    """The flags ``hydra.main`` accepts (Hydra 1.3), parsed here only to know which jobs
+    the command line will run; Hydra parses them again when it runs."""
+    p = argparse.ArgumentParser(prog="nitsjax <command>", add_help=False)
+    p.add_argument("overrides", nargs="*")
+    for flag, short in (("--help", "-h"), ("--hydra-help", None), ("--resolve", None),
+                        ("--run", "-r"), ("--multirun", "-m"),
+                        ("--shell-completion", "-sc")):
+        p.add_argument(*[f for f in (flag, short) if f], action="store_true")
+    p.add_argument("--cfg", "-c", choices=["job", "hydra", "all"])
+    p.add_argument("--package", "-p")
+    for flag, short in (("--config-path", "-cp"), ("--config-name", "-cn"),
+                        ("--config-dir", "-cd")):
+        p.add_argument(flag, short)
+    p.add_argument("--experimental-rerun")
+    p.add_argument("--info", "-i", const="all", nargs="?",
+                   choices=["all", "config", "defaults", "defaults-tree", "plugins",
+                            "searchpath"])
+    return p
+
+
 def preflight(command: str, args: Sequence[str], cfg_dir: Path) -> int:
     """Compose and validate every job the command line would run; raise ConfigError
     naming the key and the file at the first problem. Returns the number of jobs checked
     (0 when the flags say nothing will run, e.g. ``--help``)."""
-    from hydra._internal.utils import get_args_parser
+    from nitsjax.config import ConfigError
 
-    parsed = get_args_parser().parse_args(list(args))
+    parsed = _args_parser().parse_args(list(args))
     if any(getattr(parsed, f, None) for f in _NO_RUN_FLAGS):
         return 0
     if command in ("eval", "sample") and parsed.config_name is None and not any(
@@ -162,67 +242,87 @@ def preflight(command: str, args: Sequence[str], cfg_dir: Path) -> int:
         raise ConfigError(
             f"run: required; pass the output folder of `nitsjax train`, e.g. "
             f"`nitsjax {command} run=outputs/train/<date>/<time>_maf_moons` "
-            f"(run is ??? in {cfg_dir / (command + '.yaml')})"
+            f"(run has no default in {cfg_dir / (command + '.yaml')} nor in the signature "
+            f"of nitsjax.app.commands.run_{command})"
         )
     config_name = parsed.config_name or command
-    extra_dir = parsed.config_dir
-    jobs = _expand(parsed.overrides) if parsed.multirun else [list(parsed.overrides)]
-    with _Composer(cfg_dir, extra_dir, command) as composer:
-        for job in jobs[:MAX_PREFLIGHT_JOBS]:
+    jobs = expand_sweep(parsed.overrides) if parsed.multirun else [list(parsed.overrides)]
+    jobs = jobs[:MAX_PREFLIGHT_JOBS]
+    with _Composer(cfg_dir, parsed.config_dir, command) as composer:
+        for job in jobs:
             composer.check(config_name, job)
-    return len(jobs[:MAX_PREFLIGHT_JOBS])
+    return len(jobs)
 
 
-def _expand(overrides: list[str]) -> list[list[str]]:
-    """The override list of each job of a basic ``-m`` sweep (cartesian product)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """The override list of each job of a basic ``-m`` sweep: the cartesian product of
+    the sweep overrides' values (``a=1,2 b=x,y`` -> 4 jobs), as Hydra's basic sweeper."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    from nitsjax.config import ConfigError
+
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-        batches = BasicSweeper.split_arguments(parsed, None)
+        choices = {}
+        for o in parsed:
+            key = o.get_key_element()
+            if not o.is_sweep_override():
+                choices[key] = [f"{key}={o.get_value_element_as_str()}"]
+            elif o.is_discrete_sweep():
+                choices[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+            else:
+                raise ConfigError(
+                    f"{o.key_or_group}: the basic sweeper takes a list of values "
+                    f"(a=1,2,3 or choice(...)); got {o.input_line!r}"
+                )
     except HydraException as err:
         raise ConfigError(str(err)) from err
-    return [job for batch in batches for job in batch] or [[]]
+    return [list(job) for job in itertools.product(*choices.values())] or [[]]
 
 
 class _Composer:
-    """Compose configs with the same search path as the ``hydra.main`` app."""
+    """Compose configs with the search path of the ``hydra.main`` app (``configs/`` plus
+    ``--config-dir``), through ``hydra.initialize_config_dir`` and ``hydra.compose``."""
 
     def __init__(self, cfg_dir: Path, extra_dir: Optional[str], command: str):
         self.cfg_dir, self.extra_dir, self.command = cfg_dir, extra_dir, command
+        self._init = None
 
     def __enter__(self):
-        from hydra._internal.hydra import Hydra
-        from hydra._internal.utils import create_automatic_config_search_path
-        from hydra.core.config_search_path import SearchPathQuery
+        from hydra import initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
 
-        GlobalHydra.instance().clear()
-        sp = create_automatic_config_search_path(None, None, str(self.cfg_dir))
+        from nitsjax.config import ConfigError, register
+
+        register()
         if self.extra_dir is not None:
             d = os.path.abspath(self.extra_dir)
             if not os.path.isdir(d):
                 raise ConfigError(f"--config-dir: no such folder {d}")
-            sp.prepend("command-line", f"file://{d}", anchor=SearchPathQuery(provider="schema"))
-        self.hydra = Hydra.create_main_hydra2(task_name=self.command, config_search_path=sp)
+            self.extra_dir = d
+        GlobalHydra.instance().clear()
+        self._init = initialize_config_dir(str(self.cfg_dir), version_base="1.3",
+                                           job_name=self.command)
+        self._init.__enter__()
         return self
 
     def __exit__(self, *exc):
-        from hydra.core.global_hydra import GlobalHydra
-
-        GlobalHydra.instance().clear()
+        self._init.__exit__(*exc)
         return False
 
     def compose(self, config_name: str, overrides: list[str]):
-        from hydra.types import RunMode
+        from hydra import compose
 
-        return self.hydra.compose_config(
-            config_name, overrides, run_mode=RunMode.RUN, with_log_configuration=False
-        )
+        extra = [f"hydra.searchpath=[file://{self.extra_dir}]"] if self.extra_dir else []
+        return compose(config_name, [*overrides, *extra], return_hydra_config=True)
 
     def check(self, config_name: str, overrides: list[str]) -> None:
+        from omegaconf import OmegaConf
+
+        from nitsjax import experiment as ex
+        from nitsjax.config import ConfigError, validate
+
         try:
             cfg = self.compose(config_name, overrides)
         except ConfigError:
@@ -230,10 +330,7 @@ class _Composer:
         except Exception as err:  # noqa: BLE001 - rewritten with key and file
             raise ConfigError(self._explain(err, config_name, overrides)) from None
         where = self._locator(cfg, config_name)
-        job = {k: v for k, v in cfg.items() if k != "hydra"}
-        from omegaconf import OmegaConf
-
-        job = OmegaConf.masked_copy(cfg, list(job))
+        job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         try:
             validate(job, self.command, where)
         except ConfigError as err:
@@ -241,11 +338,15 @@ class _Composer:
                 raise ConfigError(f"{err} [job overrides: {' '.join(overrides)}]") from None
             raise
         if self.command in ("train", "demo"):  # model and data keys vs their functions
-            from nitsjax import experiment as ex
+            import inspect
+
+            from nitsjax.app.datasets import fit_dequantize
+            from nitsjax.train import fit
 
             ex.model_options(job.model)
             for d in ("data",) if self.command == "train" else ("toy_data", "image_data"):
                 ex.data_options(job[d])
+                fit_dequantize(job[d], inspect.signature(fit).parameters)
         try:  # the output folder must resolve (it may interpolate job values)
             str(cfg.hydra.run.dir)
         except Exception as err:  # noqa: BLE001
@@ -280,28 +381,32 @@ class _Composer:
         return where
 
     def _explain(self, err: Exception, config_name: str, overrides: list[str]) -> str:
+        """The message of a composition error: the key (from the OmegaConf exception's
+        ``full_key``), the YAML file it comes from, Hydra's text and, for an unknown key,
+        the keys the schema (``object_type``) has."""
         text = str(err).strip()
         cause = err.__cause__
         if cause is not None and str(cause) not in text:
             text = f"{text}\n{cause}"
-        key = getattr(cause, "full_key", None)
+        key = next((e.full_key for e in _causes(err) if getattr(e, "full_key", None)), None)
         if not key:
             m = re.search(r"full_key: (\S+)", text) or re.search(r"override '([^']+)'", text)
             key = m.group(1) if m else None
-        m = re.search(r"^In '([^']+)'", text)
+        m = re.search(r"^In '([^']+)'", text)  # Hydra names the config that failed
         if m:
             source = self._file(*_split_config_path(m.group(1)))
         elif key:
             source = self._where_from_group_choices(config_name, overrides)(key)
         else:
             source = self._file(None, config_name)
-        obj = re.search(r"object_type=(\w+)", text)
-        known = _schema_keys(obj.group(1)) if obj else None
+        schema = next((e.object_type for e in _causes(err)
+                       if isinstance(getattr(e, "object_type", None), type)), None)
         lines = [f"config error at {key!r} (file: {source})" if key else
                  f"config error (file: {source})"]
         lines.append(text.replace("\n", "\n  "))
-        if known:
-            lines.append(f"valid keys of {obj.group(1)}: {', '.join(known)}")
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+            keys = ", ".join(f.name for f in dataclasses.fields(schema))
+            lines.append(f"valid keys of {schema.__name__}: {keys}")
         return "\n  ".join(lines)
 
     def _where_from_group_choices(self, config_name: str, overrides: list[str]):
@@ -322,20 +427,18 @@ class _Composer:
         return self._locator(cfg, config_name)
 
 
+def _causes(err: BaseException):
+    """``err`` and its chain of causes."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
 def _split_config_path(path: str):
     group, _, name = path.rpartition("/")
     return (group or None), name
-
-
-def _schema_keys(type_name: str) -> Optional[list[str]]:
-    import dataclasses
-
-    from nitsjax import config as C
-
-    obj = getattr(C, type_name, None)
-    if obj is None or not dataclasses.is_dataclass(obj):
-        return None
-    return [f.name for f in dataclasses.fields(obj)]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,11 @@
 """Structured configs of the command line, registered in Hydra's ConfigStore.
 
-The YAML files in ``configs/`` (repository root) hold the values; the dataclasses here
-are their schemas. Every YAML file names its schema in its defaults list
+The schemas are derived from the functions they configure: one field per option of the
+registered flow constructor (``nitsjax.registry``), of ``nitsjax.train.fit``, of the data
+set's loader and of ``run_eval``/``run_sample``, with the signature's types and defaults
+(``nitsjax.app.schema``); only the application's own keys are declared here.
+The YAML files in ``configs/`` (shipped inside the package) hold presets: only what
+differs from those defaults. Every YAML file names its schema in its defaults list
 (``- /schema/model/maf@_here_``), so Hydra refuses, while composing and before any work:
 
 * a key that is not in the schema (``model.hidden_size=64`` -> ``Key 'hidden_size' not in
@@ -16,9 +20,9 @@ notebook exactly as the command line does.
 Layout (``configs/``)::
 
     train.yaml eval.yaml sample.yaml demo.yaml   one primary config per command
-    model/{maf,iaf,realnvp,nsf,nsf_ar,nits}.yaml  flow architectures (ModelConfig)
-    data/<name>.yaml                              data sets (DataConfig)
-    train/{default,fast,demo,...}.yaml            optimisation presets (TrainConfig)
+    model/<name>.yaml                             flow presets (schema: the constructor)
+    data/<name>.yaml                              data set presets (schema: the loader)
+    train/{default,fast,demo,...}.yaml            optimisation presets (schema: fit)
 """
 
 from __future__ import annotations
@@ -32,8 +36,12 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+import nitsjax.flows  # noqa: F401  (registers the built-in flows)
+from nitsjax import registry
+from nitsjax.app.schema import signature_schema
+from nitsjax.cli import COMMANDS
+
 ENV_CONFIG_DIR = "NITSJAX_CONFIG_DIR"
-COMMANDS = ("train", "eval", "sample", "demo")
 
 
 class ConfigError(ValueError):
@@ -43,220 +51,104 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- models
 @dataclass
 class ModelConfig:
-    """A flow architecture: ``name`` picks the constructor in ``nitsjax.flows``; every other
-    key is passed to it as a keyword argument (see ``experiment.build_flow``), except
-    ``logit``: a number ``alpha`` in [0, 0.5) puts ``x -> logit(alpha + (1 - 2 alpha) x)``
-    before the flow, for data in [0, 1) such as dequantised pixels (MAF and RealNVP use
-    1e-6 and 0.05); its log-determinant is part of the model's log-likelihood."""
+    """A flow architecture: ``name`` picks the registered constructor
+    (``nitsjax.registry``); every other key is passed to it as a keyword argument (see
+    ``nitsjax.app.models.build_flow``), except ``logit``: a number ``alpha`` in [0, 0.5)
+    puts ``x -> logit(alpha + (1 - 2 alpha) x)`` before the flow, for data in [0, 1) such
+    as dequantised pixels (MAF and RealNVP use 1e-6 and 0.05); its log-determinant is part
+    of the model's log-likelihood."""
 
     name: str = MISSING
     logit: Optional[float] = None
 
 
-@dataclass
-class MAFConfig(ModelConfig):
-    """Masked autoregressive flow (Papamakarios et al., 2017), ``nitsjax.flows.affine.maf``.
-    ``actnorm``/``linear: lu`` add Glow-style layers before each MADE layer."""
-
-    name: str = "maf"
-    layers: int = 5
-    hidden: List[int] = field(default_factory=lambda: [128, 128])
-    residual: bool = False
-    gated: bool = False
-    degrees: str = "sequential"
-    dropout: float = 0.0
-    actnorm: bool = False
-    linear: Optional[str] = None
+#: constructor arguments the runner supplies itself (not config keys)
+MODEL_SUPPLIED = ("context_dim",)
 
 
-@dataclass
-class IAFConfig(MAFConfig):
-    """Inverse autoregressive flow (Kingma et al., 2016), ``nitsjax.flows.affine.iaf``."""
-
-    name: str = "iaf"
-    gated: bool = True
-
-
-@dataclass
-class RealNVPConfig(ModelConfig):
-    """RealNVP affine coupling (Dinh et al., 2017), ``nitsjax.flows.affine.realnvp``."""
-
-    name: str = "realnvp"
-    layers: int = 5
-    hidden: List[int] = field(default_factory=lambda: [128, 128])
-    actnorm: bool = False
-    linear: Optional[str] = None
-
-
-@dataclass
-class NSFConfig(ModelConfig):
-    """Neural spline flow (Durkan et al., 2019), ``nitsjax.flows.spline.nsf``: coupling
-    (``autoregressive: false``) or autoregressive rational-quadratic splines on
-    ``[-bound, bound]``, identity outside."""
-
-    name: str = "nsf"
-    layers: int = 5
-    hidden: List[int] = field(default_factory=lambda: [128, 128])
-    bins: int = 8
-    bound: float = 3.0
-    autoregressive: bool = False
-    residual: bool = False
-    degrees: str = "sequential"
-    dropout: float = 0.0
-    min_width: float = 1e-3
-    min_height: float = 1e-3
-    min_derivative: float = 1e-3
-
-
-@dataclass
-class NITSConfig(ModelConfig):
-    """NITS (Li & Kluger, 2022), ``nitsjax.flows.nits.nits``: ``arch`` is the PNN's hidden
-    widths, ``hidden``/``blocks`` the autoregressive conditioner; ``bounds: [low, high]``
-    gives the bounded form of the paper, null the unbounded (logistic squash) one."""
-
-    name: str = "nits"
-    arch: List[int] = field(default_factory=lambda: [16, 16])
-    hidden: int = 1024
-    blocks: int = 4
-    dropout: float = 0.0
-    bounds: Optional[List[float]] = None
-    squash_loc: float = 0.0
-    squash_scale: float = 1.0
-    learn_squash: bool = False
-    rotate: bool = False
-    monotonic_const: float = 0.01
-    solver: str = "newton"
-    tol: Optional[float] = None
-    degrees: str = "sequential"
-    out_of_support: str = "error"
+def model_schema(name: str) -> type:
+    """The schema of ``model.name=<name>``: ``ModelConfig`` plus one field per option of
+    the registered constructor, with the signature's types and defaults."""
+    ctor = registry.get(name)
+    return signature_schema(
+        ctor, f"{name.upper()}Config", bases=(ModelConfig,), exclude=MODEL_SUPPLIED,
+        defaults={"name": name},
+        doc=f"Options of ``{ctor.__module__}.{ctor.__qualname__}`` (model.name={name}).",
+    )
 
 
 # ----------------------------------------------------------------------------- data
 @dataclass
 class DataConfig:
     """A data set: ``nitsjax.data.load(name, **options)``, where the options are this
-    node's other keys (each schema below lists the options its loader takes) plus
+    node's other keys (``data_schema(name)`` adds the loader's arguments) plus
     ``kwargs`` (extra loader options). ``image_shape`` (e.g. ``[8, 8]``) makes the sample
-    figures image grids (default: what the loader reports)."""
+    figures image grids (default: what the loader reports). ``dequantize`` goes to the
+    loader when it dequantises (UCI tables, files, images: it knows the columns' steps),
+    else to ``fit(dequantize=)`` when ``fit`` takes it; null: their default."""
 
     name: str = MISSING
     image_shape: Optional[List[int]] = None
     kwargs: Dict[str, Any] = field(default_factory=dict)
+    dequantize: Any = None
 
 
-@dataclass
-class ToyDataConfig(DataConfig):
-    """A 2-D toy density (``nitsjax.data.toys``), sampled from ``seed``."""
-
-    n_train: int = 20000
-    n_val: int = 5000
-    n_test: int = 5000
-    seed: int = 0
+#: loader arguments that are not config keys: ``return_info`` (the runner asks for it) and
+#: ``allow_pickle`` (unpickling stays an explicit opt-in: Python or $NITSJAX_ALLOW_PICKLE)
+DATA_SUPPLIED = ("return_info", "allow_pickle")
 
 
-@dataclass
-class DigitsDataConfig(DataConfig):
-    """scikit-learn's 8x8 digits, bundled: no download."""
+def data_loader(name: str):
+    """The loader function of data set ``name`` (``nitsjax.data.load``'s registry)."""
+    from nitsjax.data import tabular
+    from nitsjax.data.registry import REGISTRY
 
-    name: str = "digits"
-    image_shape: Optional[List[int]] = field(default_factory=lambda: [8, 8])
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    standardize: bool = False
+    if name not in REGISTRY:
+        raise ConfigError(f"data.name: unknown data set {name!r}; expected one of {list(REGISTRY)}")
+    return tabular.load_file if name == "file" else REGISTRY[name].loader
 
 
-@dataclass
-class UCIDataConfig(DataConfig):
-    """A UCI table (magic, htru2, wine_red, wine_white) read from ``root``.
-    ``dequantize``: true, false, "integer" or "decimal"."""
-
-    root: Optional[str] = None
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    standardize: bool = True
-    dequantize: Any = True
+def data_schema(name: str) -> type:
+    """The schema of ``data=<name>``: ``DataConfig`` plus one field per argument of the
+    data set's loader, with the signature's types and defaults."""
+    fn = data_loader(name)
+    return signature_schema(
+        fn, f"{name}DataConfig", bases=(DataConfig,), exclude=DATA_SUPPLIED, positional=True,
+        defaults={"name": name},
+        doc=f"Options of ``{fn.__module__}.{fn.__qualname__}`` (data={name}).",
+    )
 
 
-@dataclass
-class MAFDataConfig(DataConfig):
-    """A MAF benchmark (power, gas, hepmass, miniboone, bsds300) with MAF's exact
-    preprocessing, read from ``root`` (the MAF archive's folder)."""
+def data_schemas() -> dict[str, type]:
+    """``{name: schema}`` of every data set (``nitsjax.data.names()``)."""
+    from nitsjax.data.registry import REGISTRY
 
-    root: Optional[str] = None
-
-
-@dataclass
-class ImageDataConfig(DataConfig):
-    """MNIST / CIFAR-10 from their standard files, dequantised to [0, 1)."""
-
-    root: Optional[str] = None
-    seed: int = 0
-    dequantize: bool = True
-    val_fraction: float = 0.1
-    verify: bool = True
-
-
-@dataclass
-class PatchDataConfig(DataConfig):
-    """BSDS300 8x8 patches rebuilt from the JPEG images (63 dimensions)."""
-
-    name: str = "bsds300_images"
-    root: Optional[str] = None
-    preset: str = "small"
-    n_train: Optional[int] = None
-    n_val: Optional[int] = None
-    n_test: Optional[int] = None
-    seed: int = 0
-
-
-@dataclass
-class FileDataConfig(DataConfig):
-    """A user's own ``.npy`` / ``.npz`` / ``.csv`` table (``nitsjax.data.load_file``):
-    shuffled, split, dequantised where integer-valued and standardised with training
-    statistics (samples are written back in the file's units)."""
-
-    name: str = "file"
-    path: str = MISSING
-    label_column: Any = None
-    drop_columns: List[Any] = field(default_factory=list)
-    key: Optional[str] = None
-    delimiter: Optional[str] = None
-    header: Any = "auto"
-    seed: int = 0
-    shuffle: bool = True
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    standardize: bool = True
-    dequantize: Any = True
+    return {name: data_schema(name) for name in REGISTRY}
 
 
 # ---------------------------------------------------------------------------- train
-@dataclass
-class TrainConfig:
-    """Keyword arguments of ``nitsjax.train.fit`` (see its docstring)."""
+#: ``fit`` arguments ``run_train`` supplies itself (not ``train.*`` keys): the output folder,
+#: the contexts (none on the command line) and ``eval_batch_size`` (a top-level key, shared
+#: with evaluation). ``key``, ``loss``, ``callback``, ``optimizer`` are not plain data and
+#: are left out by the rule of ``nitsjax.app.schema``.
+FIT_SUPPLIED = ("checkpoint_dir", "context", "val_context", "eval_batch_size")
 
-    steps: int = 5000
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    patience: Optional[int] = None
-    eval_every: int = 250
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    final_lr_fraction: float = 0.0
-    clip_norm: Optional[float] = None
-    weight_decay: float = 0.0
-    ema_decay: Optional[float] = None
-    min_delta: float = 0.0
-    restore_best: bool = True
-    progress: bool = True
-    data_parallel: bool = False  # train over all jax.devices() (nitsjax.train.sharding)
 
+def train_schema() -> type:
+    """The schema of ``train``: one field per option of ``nitsjax.train.fit``."""
+    from nitsjax.train import fit
+
+    return signature_schema(fit, "TrainConfig", exclude=FIT_SUPPLIED,
+                            doc="Keyword arguments of ``nitsjax.train.fit`` (its signature).")
+
+
+TrainConfig = train_schema()
 
 @dataclass
 class PlotConfig:
-    """Figures written after training / sampling."""
+    """Figures written after training: ``n_samples`` samples drawn for them, the density
+    heatmap's resolution ``grid`` (2-D data), pairwise marginals of the first ``max_dims``
+    dimensions (d > 2)."""
 
     enabled: bool = True
     n_samples: int = 2000
@@ -267,7 +159,8 @@ class PlotConfig:
 # ------------------------------------------------------------------ primary configs
 @dataclass
 class RunConfig:
-    """``nitsjax train``: one model on one data set."""
+    """``nitsjax train``: one model on one data set; ``eval_batch_size`` test points per
+    log-likelihood batch (``fit``'s validation batches too)."""
 
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
@@ -277,26 +170,18 @@ class RunConfig:
     eval_batch_size: int = 4096
 
 
-@dataclass
-class EvalConfig:
-    """``nitsjax eval run=<dir>``: log-likelihood of a trained run on a split."""
-
-    run: str = MISSING
-    split: str = "test"
-    batch_size: int = 4096
-    data_root: Optional[str] = None
+#: ``run_eval``/``run_sample`` arguments the CLI passes itself: Hydra's output folder
+COMMAND_SUPPLIED = ("out_dir",)
 
 
-@dataclass
-class SampleConfig:
-    """``nitsjax sample run=<dir> n=1000``: samples (data units) to .npy plus a figure."""
+def command_schema(command: str) -> type:
+    """The schema of ``nitsjax eval`` / ``nitsjax sample``: the arguments of
+    ``nitsjax.app.commands.run_eval`` / ``run_sample`` (their signatures)."""
+    from nitsjax.app import commands
 
-    run: str = MISSING
-    n: int = 1000
-    seed: int = 0
-    out: Optional[str] = None
-    plot: bool = True
-    data_root: Optional[str] = None
+    fn = {"eval": commands.run_eval, "sample": commands.run_sample}[command]
+    return signature_schema(fn, f"{command.capitalize()}Config", exclude=COMMAND_SUPPLIED,
+                            positional=True, doc=f"``nitsjax {command}``: {fn.__doc__}")
 
 
 @dataclass
@@ -314,47 +199,46 @@ class DemoConfig:
     eval_batch_size: int = 4096
 
 
-PRIMARY = {"train": RunConfig, "eval": EvalConfig, "sample": SampleConfig, "demo": DemoConfig}
-MODELS = {
-    "maf": MAFConfig,
-    "iaf": IAFConfig,
-    "realnvp": RealNVPConfig,
-    "nsf": NSFConfig,
-    "nits": NITSConfig,
-}
-DATA = {
-    "base": DataConfig,
-    "toy": ToyDataConfig,
-    "digits": DigitsDataConfig,
-    "uci": UCIDataConfig,
-    "maf": MAFDataConfig,
-    "image": ImageDataConfig,
-    "patches": PatchDataConfig,
-    "file": FileDataConfig,
-}
+PRIMARY = COMMANDS  # one primary config per command (configs/<command>.yaml)
+
+
+def primary_schemas() -> dict[str, type]:
+    """``{command: schema}`` of the primary configs."""
+    return {"train": RunConfig, "eval": command_schema("eval"),
+            "sample": command_schema("sample"), "demo": DemoConfig}
+
+
+def model_schemas() -> dict[str, type]:
+    """``{name: schema}`` of every registered flow (``nitsjax.registry.names()``)."""
+    return {name: model_schema(name) for name in registry.names("flow")}
 
 
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent):
-    ``schema/<command>``, ``schema/model/<name>``, ``schema/data/<kind>``, ``schema/train/base``.
-    """
+    """Store every schema in Hydra's ConfigStore (idempotent; call again after registering
+    a flow): ``schema/<command>``, ``schema/model/<name>``, ``schema/data/<name>``,
+    ``schema/train/base``; and ``model/<name>`` for a registered flow that has no YAML file
+    in ``configs/model/``, so ``model=<name>`` works with the registration alone."""
     cs = ConfigStore.instance()
-    for name, node in PRIMARY.items():
+    for name, node in primary_schemas().items():
         cs.store(group="schema", name=name, node=node)
-    for name, node in MODELS.items():
+    try:
+        yaml_models = {p.stem for p in (config_dir() / "model").glob("*.yaml")}
+    except ConfigError:
+        yaml_models = set()
+    for name, node in model_schemas().items():
         cs.store(group="schema/model", name=name, node=node)
-    for name, node in DATA.items():
+        if name not in yaml_models:
+            cs.store(group="model", name=name, node=node)
+    for name, node in data_schemas().items():
         cs.store(group="schema/data", name=name, node=node)
     cs.store(group="schema/train", name="base", node=TrainConfig)
 
 
-register()
-
-
 # ------------------------------------------------------------------------- locating
 def config_dir() -> Path:
-    """The ``configs/`` folder: ``$NITSJAX_CONFIG_DIR``, else the checkout's ``configs/``
-    next to the package (editable install), else ``./configs``."""
+    """The ``configs/`` folder: ``$NITSJAX_CONFIG_DIR``, else the copy shipped inside the
+    installed package (``nitsjax/configs``, from a wheel), else the checkout's ``configs/``
+    next to the package (source tree, editable install)."""
     env = os.environ.get(ENV_CONFIG_DIR)
     if env:
         p = Path(env).expanduser().resolve()
@@ -365,14 +249,15 @@ def config_dir() -> Path:
             )
         return p
     tried = []
-    for p in (Path(__file__).resolve().parent.parent / "configs", Path.cwd() / "configs"):
+    here = Path(__file__).resolve().parent
+    for p in (here / "configs", here.parent / "configs"):
         tried.append(str(p))
         if (p / "train.yaml").is_file():
             return p
     raise ConfigError(
         "nitsjax: cannot find the configs/ folder (looked in " + ", ".join(tried) + "); "
-        f"install nitsjax from a checkout with `pip install -e .` or set {ENV_CONFIG_DIR} "
-        "to the checkout's configs/ folder"
+        f"reinstall nitsjax (`pip install \"nitsjax[cli]\"`) or set {ENV_CONFIG_DIR} to a "
+        "folder holding train.yaml and model/, data/, train/"
     )
 
 
@@ -406,19 +291,16 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
     checks = []
     if command in ("train", "demo"):
         for t in ("train", "image_train") if command == "demo" else ("train",):
+            node = cfg[t]
             checks += [
-                (f"{t}.steps", cfg[t].steps >= 1, ">= 1"),
-                (f"{t}.batch_size", cfg[t].batch_size >= 1, ">= 1"),
-                (f"{t}.learning_rate", cfg[t].learning_rate > 0, "> 0"),
-                (f"{t}.eval_every", cfg[t].eval_every >= 1, ">= 1"),
-                (
-                    f"{t}.patience",
-                    cfg[t].patience is None or cfg[t].patience >= 1,
-                    ">= 1 or null",
-                ),
+                (f"{t}.steps", node.steps >= 1, ">= 1"),
+                (f"{t}.batch_size", node.batch_size >= 1, ">= 1"),
+                (f"{t}.learning_rate", node.learning_rate > 0, "> 0"),
+                (f"{t}.eval_every", _at_least(node.get("eval_every"), 1), ">= 1 or null"),
+                (f"{t}.patience", _at_least(node.get("patience"), 1), ">= 1 or null"),
                 (
                     f"{t}.ema_decay",
-                    cfg[t].ema_decay is None or 0.0 < cfg[t].ema_decay < 1.0,
+                    node.get("ema_decay") is None or 0.0 < node.ema_decay < 1.0,
                     "in (0, 1) or null",
                 ),
             ]
@@ -447,6 +329,10 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
             raise ConfigError(f"{key}: expected {expected}, got {got!r} (from {where(key)})")
 
 
+def _at_least(value, low) -> bool:
+    return value is None or value >= low
+
+
 def to_container(node) -> dict:
     """A plain resolved dict of a config node (for kwargs and JSON)."""
     if isinstance(node, DictConfig):
@@ -461,7 +347,9 @@ def compose(command: str = "train", overrides: Optional[list[str]] = None) -> Di
 
         cfg = compose("train", ["model=nsf", "data=moons", "train.steps=500"])
         run_dir = nitsjax.experiment.run_train(cfg, out_dir="runs/nsf_moons")
-    """
+
+    Hydra checks keys and types while composing; the range checks of ``validate`` run in
+    the command (``run_train`` ...), once."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -469,10 +357,13 @@ def compose(command: str = "train", overrides: Optional[list[str]] = None) -> Di
     if command not in PRIMARY:
         raise ConfigError(f"command: expected one of {', '.join(PRIMARY)}, got {command!r}")
     overrides = list(overrides or [])
+    register()  # flows registered since import
     if GlobalHydra.instance().is_initialized():
         cfg = hydra_compose(config_name=command, overrides=overrides)
     else:
         with initialize_config_dir(str(config_dir()), version_base="1.3", job_name=command):
             cfg = hydra_compose(config_name=command, overrides=overrides)
-    validate(cfg, command)
     return cfg
+
+
+register()

@@ -1,9 +1,9 @@
-"""Shared pytest setup: the generic bijector/flow case registry lives in ``cases_*.py``."""
+"""Shared pytest setup: the generic bijector/flow case registry lives in ``cases_*.py``
+(importable by name: ``pythonpath = ["tests", ...]`` in pyproject.toml)."""
 
 import importlib
 import os
 import pathlib
-import sys
 
 import jax
 from hypothesis import settings
@@ -15,7 +15,6 @@ jax.config.update("jax_default_matmul_precision", "highest")
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 
 def collect(attr: str):

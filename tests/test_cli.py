@@ -4,10 +4,11 @@ Tiny models and few steps: these tests check the plumbing (configs, output folde
 files, units, errors before work), not model quality.
 """
 
-import dataclasses
 import inspect
 import json
+import logging
 import math
+import pathlib
 
 import jax
 import numpy as np
@@ -229,8 +230,49 @@ def test_plots(tmp_path):
         plots.image_grid(imgs, (7, 7))
 
 
-def test_schemas_are_registered_and_cover_yaml_keys():
-    names = {f.name for f in dataclasses.fields(C.TrainConfig)}
-    fit_params = set(inspect.signature(__import__("nitsjax.train", fromlist=["fit"]).fit)
-                     .parameters)
-    assert names <= fit_params, names - fit_params
+def test_data_file_errors_reach_the_command_line_as_messages(tmp_path, capsys, monkeypatch):
+    """The train command's task prints a data file error (missing, truncated) as one
+    message naming the file and exits 2, before any training: no traceback."""
+    from nitsjax.cli import _TASKS
+    from nitsjax.config import compose
+
+    monkeypatch.chdir(tmp_path)  # outside Hydra, the default output folder is ./outputs
+    missing = tmp_path / "nope.npy"
+    bad = tmp_path / "cut.npy"
+    np.save(bad, np.ones((50, 2), np.float32))
+    bad.write_bytes(bad.read_bytes()[:200])
+    for path, words in ((missing, [f"no such file {missing}", "pass the path"]),
+                        (bad, [str(bad), "truncated", "Write it again"])):
+        cfg = compose("train", ["data=file", f"data.path={path}", "model.layers=1"])
+        with pytest.raises(SystemExit) as stop:
+            _TASKS["train"](cfg)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nitsjax train: ") and all(w in err for w in words), err
+    assert not list(tmp_path.glob("outputs/train/*/*/checkpoints"))
+
+
+# -------------------------------------------------------------- output paths
+def test_config_paths_stay_in_the_output_folder_unless_written_otherwise(tmp_path, caplog):
+    base = tmp_path / "out"
+    assert ex.output_path("samples.npy", base, "out") == base / "samples.npy"
+    assert ex.output_path("sub/s.npy", base, "out") == base / "sub" / "s.npy"
+    with caplog.at_level(logging.WARNING, logger="nitsjax"):
+        up = ex.output_path("../elsewhere/s.npy", base, "out")
+        absolute = ex.output_path(tmp_path / "abs.npy", base, "out")
+    assert up == pathlib.Path("../elsewhere/s.npy") and absolute == tmp_path / "abs.npy"
+    text = caplog.text
+    assert "out: ../elsewhere/s.npy is outside the output folder" in text
+    assert str((pathlib.Path.cwd() / "../elsewhere/s.npy").resolve()) in text
+    assert f"out: {tmp_path / 'abs.npy'} is outside the output folder" in text
+
+
+def test_help_lists_every_option_from_the_signatures(capsys):
+    assert main(["train", "model=nsf_ar", "model.bins=4", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "== Configuration groups ==" in out  # Hydra's part
+    assert "model.bins: int = 4  (signature default 8)" in out
+    assert "model.autoregressive: bool = true  (signature default false)" in out
+    assert "spline bins per coordinate" in out  # the docstring's Args entry
+    assert "train.steps: int = 5000  (required: no default in the signature)" in out
+    assert "train.clip_norm: float | null = null" in out

@@ -5,21 +5,17 @@ would, and the results tool reads a hand-made run folder."""
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+import results as R  # experiments/results.py (pyproject: pythonpath)
 from omegaconf import OmegaConf
 
 from nitsjax import config as C
 from nitsjax import experiment as ex
 from nitsjax.data import DataNotFoundError
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "experiments"))
-import results as R  # noqa: E402  (experiments/results.py)
 
 EXPERIMENTS = sorted(p.stem for p in (C.config_dir() / "experiment").glob("*.yaml"))
 MAF_SETS = ["power", "gas", "hepmass", "miniboone", "bsds300"]

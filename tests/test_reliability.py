@@ -6,17 +6,12 @@ bad keys, by ``log_prob``, ``sample`` and ``init``, with a message naming the ar
 what was expected and what was given, and BEFORE anything is traced or compiled (the
 jitted functions' caches stay empty; params are not even looked at, so ``None`` is
 passed). Then: constructors' hyper-parameters, ``fit``'s inputs, the out-of-support /
-overflow rule (no NaN for a finite input), config files (unknown keys, wrong types, missing
-values, unsafe YAML) and data files (missing, truncated, wrong shape, object arrays,
-wrong checksum), and a source audit that nothing unpickles without an opt-in.
+overflow rule (no NaN for a finite input). Config files: ``test_config.py``; data files
+and the safe-loading audit: ``test_data_files.py``.
 """
 
 from __future__ import annotations
 
-import ast
-import gzip
-import logging
-import pathlib
 import re
 
 import jax
@@ -25,18 +20,14 @@ import numpy as np
 import pytest
 from conftest import collect
 
-from nitsjax import data as nd
-from nitsjax import experiment as ex
 from nitsjax import flow as flow_module
 from nitsjax.bijectors.base import chain, stack
 from nitsjax.bijectors.spline import rational_quadratic_transformer
-from nitsjax.cli import main
 from nitsjax.flows.affine import iaf, maf, realnvp
 from nitsjax.flows.nits import nits
 from nitsjax.flows.spline import nsf
 from nitsjax.train import fit
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLOWS = collect("FLOWS")
 CONDITIONAL = [c for c in FLOWS if c.make().context_dim is not None]
 
@@ -368,251 +359,3 @@ def test_bounded_nits_out_of_support_rule():
     lenient = nits(2, arch=(4,), hidden=16, blocks=1, bounds=(-3.0, 3.0), out_of_support="-inf")
     lp = np.asarray(lenient.log_prob(params, rows))
     assert np.isfinite(lp[:2]).all() and np.isneginf(lp[2:]).all(), lp
-
-
-# ------------------------------------------------------------------------ configs
-def _user_configs(tmp_path, files: dict) -> pathlib.Path:
-    d = tmp_path / "my_configs"
-    for rel, text in files.items():
-        p = d / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return d
-
-
-CONFIG_ERRORS = [
-    # (file content, override choosing it, key named, extra text expected)
-    ("defaults:\n  - /schema/model/maf@_here_\nlayers: 2\nhiden: [8]\n", "hiden",
-     "valid keys of MAFConfig"),
-    ("defaults:\n  - /schema/model/maf@_here_\nlayers: many\n", "layers", "many"),
-    ("defaults:\n  - /schema/model/maf@_here_\nhidden: 8x\n", "hidden", "ListConfig"),
-]
-
-
-@pytest.mark.parametrize("text, key, extra", CONFIG_ERRORS,
-                         ids=["unknown_key", "wrong_type", "wrong_list"])
-def test_user_config_file_errors_name_key_and_file(tmp_path, capsys, text, key, extra):
-    cfg_dir = _user_configs(tmp_path, {"model/mine.yaml": text})
-    out = tmp_path / "never"
-    code = main(["train", "--config-dir", str(cfg_dir), "model=mine", f"hydra.run.dir={out}"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert key in err and str(cfg_dir / "model" / "mine.yaml") in err and extra in err, err
-    assert not out.exists()  # failed before any work
-
-
-def test_missing_required_value_names_key_and_file(tmp_path, capsys):
-    out = tmp_path / "never"
-    assert main(["train", "data=file", "model.layers=1", f"hydra.run.dir={out}"]) == 2
-    err = capsys.readouterr().err
-    assert "data.path: required value missing" in err and "data/file.yaml" in err, err
-    assert not out.exists()
-
-
-def test_yaml_is_read_with_a_safe_loader(tmp_path, capsys):
-    """A YAML tag that would run code is refused, and the code does not run."""
-    marker = tmp_path / "pwned"
-    text = ("defaults:\n  - /schema/model/maf@_here_\n"
-            f"layers: !!python/object/apply:os.system ['touch {marker}']\n")
-    cfg_dir = _user_configs(tmp_path, {"model/evil.yaml": text})
-    out = tmp_path / "never"
-    code = main(["train", "--config-dir", str(cfg_dir), "model=evil", f"hydra.run.dir={out}"])
-    err = capsys.readouterr().err
-    assert code == 2 and "python/object/apply" in err, err
-    assert not marker.exists() and not out.exists()
-    # a run folder's config.yaml is read by OmegaConf's safe loader too
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text(f"model: !!python/object/apply:os.system ['touch {marker}']\n")
-    (run / "params.npz").write_bytes(b"")
-    with pytest.raises(Exception, match="python/object/apply"):
-        ex.load_run(run)
-    assert not marker.exists()
-
-
-def test_data_file_errors_reach_the_command_line_as_messages(tmp_path, capsys, monkeypatch):
-    """The train command's task prints a data file error (missing, truncated) as one
-    message naming the file and exits 2, before any training: no traceback."""
-    from nitsjax.cli import _TASKS
-    from nitsjax.config import compose
-
-    monkeypatch.chdir(tmp_path)  # outside Hydra, the default output folder is ./outputs
-    missing = tmp_path / "nope.npy"
-    bad = tmp_path / "cut.npy"
-    np.save(bad, np.ones((50, 2), np.float32))
-    bad.write_bytes(bad.read_bytes()[:200])
-    for path, words in ((missing, [f"no such file {missing}", "pass the path"]),
-                        (bad, [str(bad), "truncated", "Write it again"])):
-        cfg = compose("train", ["data=file", f"data.path={path}", "model.layers=1"])
-        with pytest.raises(SystemExit) as stop:
-            _TASKS["train"](cfg)
-        assert stop.value.code == 2
-        err = capsys.readouterr().err
-        assert err.startswith("nitsjax train: ") and all(w in err for w in words), err
-    assert not list(tmp_path.glob("outputs/train/*/*/checkpoints"))
-
-
-# -------------------------------------------------------------------- data files
-def _write(tmp_path, kind):
-    """A broken data file of ``kind``: (path, call, exception, regexes)."""
-    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
-    if kind == "missing":
-        p = tmp_path / "absent.npy"
-        return p, lambda: nd.load_file(p), nd.DataNotFoundError, [r"no such file", r"pass the path"]
-    if kind == "truncated_npy":
-        p = tmp_path / "t.npy"
-        np.save(p, x)
-        p.write_bytes(p.read_bytes()[:300])
-        return p, lambda: nd.load_file(p), nd.DataFormatError, [r"truncated", r"Write it again"]
-    if kind == "truncated_npz":
-        p = tmp_path / "t.npz"
-        np.savez(p, x=x)
-        p.write_bytes(p.read_bytes()[:300])
-        return p, lambda: nd.load_file(p), nd.DataFormatError, [r"truncated", r"Write it again"]
-    if kind == "object_npy":
-        p = tmp_path / "o.npy"
-        np.save(p, np.array([{"a": 1}, 2], dtype=object), allow_pickle=True)
-        return p, lambda: nd.load_file(p), nd.DataFormatError, [r"pickle", r"refused", r"np\.save"]
-    if kind == "wrong_shape":
-        p = tmp_path / "w.npy"
-        np.save(p, np.zeros((4, 3, 2), np.float32))
-        return (p, lambda: nd.load_file(p), nd.DataFormatError,
-                [r"expected a 2-D table \(n, d\), got shape \(4, 3, 2\)"])
-    if kind == "power_wrong_width":
-        p = tmp_path / "power" / "data.npy"
-        p.parent.mkdir()
-        np.save(p, np.zeros((10, 3)))
-        return (p, lambda: nd.load("power", root=tmp_path, cache=False), nd.DataFormatError,
-                [r"shape \(10, 3\), expected \(n, 8\)", r"download"])
-    if kind == "power_missing":
-        p = tmp_path / "power" / "data.npy"
-        return (p, lambda: nd.load("power", root=tmp_path, cache=False), nd.DataNotFoundError,
-                [r"Looked for", r"download", r"NITSJAX_DATA"])
-    if kind == "mnist_checksum":  # canonical sizes, wrong bytes (zeros): the md5 check fires
-        from data_fixtures import write_idx
-
-        root = tmp_path / "mnist"
-        for name, shape in (("train-images-idx3-ubyte", (60000, 28, 28)),
-                            ("train-labels-idx1-ubyte", (60000,)),
-                            ("t10k-images-idx3-ubyte", (10000, 28, 28)),
-                            ("t10k-labels-idx1-ubyte", (10000,))):
-            write_idx(root / name, np.zeros(shape, np.uint8))
-        p = root / "train-images-idx3-ubyte.gz"
-        return (p, lambda: nd.load("mnist", root=root), nd.DataFormatError,
-                [r"has md5 [0-9a-f]{32} .*expected 6bbc9ace898e44ae57da46a324031adb",
-                 r"Download it again", r"verify=False"])
-    if kind == "gzip_truncated":
-        p = tmp_path / "table.csv.gz"
-        rows = "".join(f"{a:.6f},{b:.6f}\n" for a, b in x[:, :2].astype(float).tolist() * 20)
-        full = gzip.compress(("a,b\n" + rows).encode())
-        p.write_bytes(full[: len(full) // 2])
-        return p, lambda: nd.load_file(p), nd.DataFormatError, [r"truncated", r"again"]
-    raise AssertionError(kind)
-
-
-@pytest.mark.parametrize("kind", ["missing", "truncated_npy", "truncated_npz", "object_npy",
-                                  "wrong_shape", "power_wrong_width", "power_missing",
-                                  "mnist_checksum", "gzip_truncated"])
-def test_data_file_errors_name_the_file_and_the_fix(tmp_path, kind):
-    path, call, exc, patterns = _write(tmp_path, kind)
-    with pytest.raises(exc) as err:
-        call()
-    msg = str(err.value)
-    assert str(path) in msg, msg
-    for pattern in patterns:
-        assert re.search(pattern, msg), (pattern, msg)
-
-
-# -------------------------------------------------------------- output paths
-def test_config_paths_stay_in_the_output_folder_unless_written_otherwise(tmp_path, caplog):
-    base = tmp_path / "out"
-    assert ex.output_path("samples.npy", base, "out") == base / "samples.npy"
-    assert ex.output_path("sub/s.npy", base, "out") == base / "sub" / "s.npy"
-    with caplog.at_level(logging.WARNING, logger="nitsjax"):
-        up = ex.output_path("../elsewhere/s.npy", base, "out")
-        absolute = ex.output_path(tmp_path / "abs.npy", base, "out")
-    assert up == pathlib.Path("../elsewhere/s.npy") and absolute == tmp_path / "abs.npy"
-    text = caplog.text
-    assert "out: ../elsewhere/s.npy is outside the output folder" in text
-    assert str((pathlib.Path.cwd() / "../elsewhere/s.npy").resolve()) in text
-    assert f"out: {tmp_path / 'abs.npy'} is outside the output folder" in text
-
-
-# ------------------------------------------------------------ safe-loading audit
-# Calls that can execute code from a file. Each allowed use names the function that must
-# check the opt-in (``pickle_allowed``) before reaching it.
-UNSAFE_CALLS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "pd.read_pickle",
-                "pandas.read_pickle", "yaml.load", "yaml.unsafe_load", "yaml.full_load",
-                "torch.load", "joblib.load", "dill.load", "cloudpickle.load", "marshal.load"}
-ALLOWED = {
-    ("nitsjax/data/images.py", "_read_cifar_py"): "read_cifar10",
-    ("nitsjax/data/maf.py", "read_gas_pickle"): "read_gas_pickle",
-}
-
-
-def _dotted(node) -> str:
-    if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
-    if isinstance(node, ast.Name):
-        return node.id
-    return "?"
-
-
-def _audit(path: pathlib.Path):
-    tree = ast.parse(path.read_text())
-    found = []
-    funcs = {}
-
-    def visit(node, func):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            funcs[node.name] = node
-            func = node.name
-        if isinstance(node, ast.Call):
-            name = _dotted(node.func)
-            kw = {k.arg: k.value for k in node.keywords}
-            pickle_kw = kw.get("allow_pickle")
-            if name in UNSAFE_CALLS:
-                found.append((func, name, node.lineno))
-            elif name.endswith("load") and pickle_kw is not None and not (
-                isinstance(pickle_kw, ast.Constant) and pickle_kw.value is False
-            ):
-                found.append((func, f"{name}(allow_pickle=...)", node.lineno))
-        for child in ast.iter_child_nodes(node):
-            visit(child, func)
-
-    visit(tree, None)
-    return found, funcs
-
-
-def test_nothing_unpickles_without_an_opt_in():
-    files = sorted((ROOT / "nitsjax").rglob("*.py")) + sorted((ROOT / "experiments").rglob("*.py"))
-    assert len(files) > 20
-    seen = set()
-    for path in files:
-        rel = path.relative_to(ROOT).as_posix()
-        found, funcs = _audit(path)
-        for func, call, line in found:
-            assert (rel, func) in ALLOWED, (
-                f"{rel}:{line}: {call} in {func}() can run code from a file; load without "
-                f"pickle, or guard it with nitsjax.data._files.pickle_allowed and list it here")
-            seen.add((rel, func))
-            guard = funcs[ALLOWED[(rel, func)]]
-            calls = {_dotted(n.func) for n in ast.walk(guard) if isinstance(n, ast.Call)}
-            assert "pickle_allowed" in calls, (
-                f"{rel}: {ALLOWED[(rel, func)]} does not check the opt-in")
-            if ALLOWED[(rel, func)] != func:  # the unguarded reader is called from the guard only
-                callers = {f for f, node in funcs.items()
-                           if any(_dotted(n.func) == func for n in ast.walk(node)
-                                  if isinstance(n, ast.Call))}
-                refs = {f for f, node in funcs.items()
-                        if any(isinstance(n, ast.Name) and n.id == func for n in ast.walk(node))}
-                assert callers | refs <= {ALLOWED[(rel, func)]}, (rel, func, callers | refs)
-        # np.load must say allow_pickle=False explicitly (not rely on the default)
-        tree = ast.parse(path.read_text())
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Call) and _dotted(n.func) in ("np.load", "numpy.load"):
-                kw = {k.arg: k.value for k in n.keywords}
-                flag = kw.get("allow_pickle")
-                assert isinstance(flag, ast.Constant) and flag.value is False, (
-                    f"{rel}:{n.lineno}: np.load without allow_pickle=False")
-    assert seen == set(ALLOWED), f"stale audit entries: {set(ALLOWED) - seen}"

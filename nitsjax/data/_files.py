@@ -48,6 +48,21 @@ class DataFormatError(ValueError):
     """A data file exists but is truncated, has the wrong shape, layout or checksum."""
 
 
+def require(module: str, purpose: str, package: str | None = None, extra: str = "data"):
+    """Import an optional dependency where it is needed (the library core imports none);
+    an ``ImportError`` naming the package and the extra that installs it if it is absent.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{purpose} needs {package or module}, which is not installed; install it with "
+            f'pip install "nitsjax[{extra}]" (or pip install {package or module})'
+        ) from err
+
+
 def data_home() -> pathlib.Path:
     """The base data folder: ``$NITSJAX_DATA`` if set, else ``~/.nitsjax/data``."""
     env = os.environ.get("NITSJAX_DATA")

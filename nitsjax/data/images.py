@@ -43,6 +43,7 @@ from nitsjax.data._files import (
     md5,
     pickle_allowed,
     read_bytes,
+    require,
     resolve_root,
 )
 from nitsjax.data.preprocessing import (
@@ -281,7 +282,7 @@ def _image_folder(root: pathlib.Path, split: str) -> pathlib.Path:
 
 def read_gray_images(folder: pathlib.Path) -> list[np.ndarray]:
     """All images of ``folder`` (sorted by name) as uint8 grayscale arrays (ITU-R 601 luma)."""
-    from PIL import Image
+    Image = require("PIL.Image", "bsds300_images: reading the JPEG images", "pillow")
 
     out = []
     for p in sorted(q for q in folder.iterdir() if q.suffix.lower() in _IMAGE_SUFFIXES):

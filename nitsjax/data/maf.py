@@ -60,6 +60,7 @@ from nitsjax.data._files import (
     find_file,
     make_splits,
     pickle_allowed,
+    require,
     resolve_root,
 )
 from nitsjax.data.preprocessing import split_rows
@@ -179,12 +180,8 @@ def read_gas_pickle(path: PathLike, *, allow_pickle: bool | None = None):
             f"nitsjax.data.maf.convert_gas({str(path)!r}, allow_pickle=True) (later loads "
             f"then use the plain ethylene_CO.npz next to it), or pass allow_pickle=True, or "
             f"set {ALLOW_PICKLE_ENV}=1.")
-    try:
-        import pandas as pd
-    except ImportError as err:
-        raise ImportError("gas: reading ethylene_CO.pickle needs pandas (pip install pandas); "
-                          "or convert it where pandas is installed with "
-                          "nitsjax.data.maf.convert_gas") from err
+    pd = require("pandas", "gas: reading ethylene_CO.pickle (or convert it where pandas is "
+                 "installed with nitsjax.data.maf.convert_gas)", extra="gas")
     try:
         df = pd.read_pickle(path)
     except Exception as err:  # noqa: BLE001 - any unpickling failure gets the same advice
@@ -377,10 +374,7 @@ def load_bsds300(root: PathLike | None = None):
     To rebuild patches from the images instead, use ``load("bsds300_images")``.
     """
     path = _find(root, "bsds300", ["BSDS300.hdf5"])
-    try:
-        import h5py
-    except ImportError as err:
-        raise ImportError("bsds300: reading BSDS300.hdf5 needs h5py (pip install h5py)") from err
+    h5py = require("h5py", "bsds300: reading BSDS300.hdf5")
     parts = []
     try:
         with h5py.File(path, "r") as f:

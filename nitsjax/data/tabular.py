@@ -38,6 +38,7 @@ from nitsjax.data._files import (
     Splits,
     find_file,
     make_splits,
+    require,
     resolve_root,
 )
 from nitsjax.data.preprocessing import (
@@ -237,9 +238,9 @@ def load_digits(*, seed: SeedLike = 0, val_fraction: float = 0.1, test_fraction:
     ``scale_logdet(64, 17)``), or standardised with training statistics if
     ``standardize=True``. Split 1,437 / 180 / 180 by default (seeded shuffle).
     """
-    from sklearn.datasets import load_digits as sk_digits
-
-    x = sk_digits().data
+    datasets = require("sklearn.datasets", "digits: scikit-learn's bundled digits",
+                       "scikit-learn")
+    x = datasets.load_digits().data
     splits, info = prepare(x, name="digits", seed=seed, val_fraction=val_fraction,
                            test_fraction=test_fraction, standardize=standardize,
                            dequantize=True)

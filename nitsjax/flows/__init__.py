@@ -1,8 +1,17 @@
-"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf`` and ``nits``."""
+"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf`` and ``nits``.
+
+Each is registered once (``nitsjax.registry``); its signature is its config schema."""
 
 from nitsjax.flow import Flow
 from nitsjax.flows.affine import iaf, maf, realnvp
 from nitsjax.flows.nits import NITSFlow, nits
 from nitsjax.flows.spline import nsf
+from nitsjax.registry import register
+
+register("maf", maf)
+register("iaf", iaf)
+register("realnvp", realnvp)
+register("nsf", nsf)
+register("nits", nits)
 
 __all__ = ["Flow", "NITSFlow", "iaf", "maf", "nits", "nsf", "realnvp"]

@@ -1,0 +1,45 @@
+"""The figures a trained run writes: training curve, samples next to data (an image grid
+for image data) and, for 2-D data, the density."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nitsjax.app.datasets import Dataset
+from nitsjax.app.trained import TrainedRun
+
+
+def write_figures(run: TrainedRun, data: Dataset, key, plots_cfg, records=None,
+                  batch_size: int = 4096) -> list[Path]:
+    """Training curve, samples vs data (image grid for image data), density (d == 2)."""
+    from nitsjax import plots
+
+    out, written = run.path, []
+    if records:
+        written.append(out / "training_curve.png")
+        plots.plot_history(records, written[-1], title=f"{run.cfg.model.name} on {data.name}")
+    test = data.to_original(data.test)
+    samples = run.sample(key, plots_cfg.n_samples)
+    written.append(out / "samples.png")
+    if data.image_shape is not None:
+        plots.plot_image_samples(samples, data.image_shape, test, written[-1])
+    else:
+        plots.plot_samples(samples, test, written[-1], max_dims=plots_cfg.max_dims)
+    if data.dim == 2:
+        written.append(out / "density.png")
+        plots.plot_density_2d(
+            lambda pts: run.log_prob(pts, batch_size=batch_size), test, written[-1],
+            grid=plots_cfg.grid,
+        )
+    return written
+
+
+def write_sample_figure(x, image_shape, data_units, path: Path) -> Path:
+    """Samples alone or next to data: an image grid when ``image_shape`` is given."""
+    from nitsjax import plots
+
+    if image_shape is not None:
+        plots.plot_image_samples(x, image_shape, data_units, path)
+    else:
+        plots.plot_samples(x, data_units, path)
+    return path
