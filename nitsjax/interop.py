@@ -33,6 +33,7 @@ the events' batch axes (and, for ``to_distrax``, sets the distribution's ``batch
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping, Optional
 
@@ -146,13 +147,12 @@ class FlowDistribution(distrax.Distribution):
         x = _check_events(value, dim, "value")
         if self._context is None:
             batch = x.shape[:-1]
-            lp = self._flow.log_prob_batch(self._params, x.reshape(-1, dim))
-            return lp.reshape(batch)
+            return _log_prob(self._flow, self._params, x.reshape(-1, dim), None).reshape(batch)
         batch = _broadcast_batch(x, self._context, "value")
         c = self._context
         x = jnp.broadcast_to(x, batch + (dim,)).reshape(-1, dim)
         c = jnp.broadcast_to(c, batch + c.shape[-1:]).reshape(-1, c.shape[-1])
-        return self._flow.log_prob_batch(self._params, x, c).reshape(batch)
+        return _log_prob(self._flow, self._params, x, c).reshape(batch)
 
     def _sample_n(self, key, n: int) -> Array:
         return self._sample_n_and_log_prob(key, n)[0]
@@ -162,12 +162,12 @@ class FlowDistribution(distrax.Distribution):
         # of the forward direction, which for NITS would solve nothing but cost a pass).
         dim = self._flow.dim
         if self._context is None:
-            return self._flow.sample_batch(self._params, key, n)
+            return _sample(self._flow, self._params, key, n, None)
         batch = self._batch_shape
         c = self._context
         m = n * math.prod(batch)
         c = jnp.broadcast_to(c, (n,) + c.shape).reshape(m, c.shape[-1])
-        x, lp = self._flow.sample_batch(self._params, key, m, c)
+        x, lp = _sample(self._flow, self._params, key, m, c)
         return x.reshape((n,) + batch + (dim,)), lp.reshape((n,) + batch)
 
 
@@ -216,17 +216,36 @@ class NitsjaxBijector(distrax.Bijector):
         if isinstance(size, int) and a.shape[-1] != size:
             raise ValueError(f"{name}: expected events of size {size}, got shape {a.shape}")
         dim = a.shape[-1]
-        p = self._params
         if self._context is None:
             batch = a.shape[:-1]
-            out, ld = jax.vmap(lambda e: fn(p, e, None, None))(a.reshape(-1, dim))
+            out, ld = _vmapped(fn, self._params, a.reshape(-1, dim), None)
         else:
             batch = _broadcast_batch(a, self._context, name)
             c = self._context
             flat_a = jnp.broadcast_to(a, batch + (dim,)).reshape(-1, dim)
             flat_c = jnp.broadcast_to(c, batch + c.shape[-1:]).reshape(-1, c.shape[-1])
-            out, ld = jax.vmap(lambda e, ce: fn(p, e, ce, None))(flat_a, flat_c)
+            out, ld = _vmapped(fn, self._params, flat_a, flat_c)
         return out.reshape(batch + out.shape[-1:]), ld.reshape(batch)
+
+
+# ----------------------------------------------------------------- compiled kernels
+# Called outside jit (distrax's methods run eagerly), these compile once per flow or
+# bijector function and shape, like the flow's own methods; inside a user's jit they inline.
+@functools.partial(jax.jit, static_argnums=0)
+def _log_prob(flow: Flow, params, x, context):
+    return flow.log_prob_batch(params, x, context)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _sample(flow: Flow, params, key, n: int, context):
+    return flow.sample_batch(params, key, n, context)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _vmapped(fn, params, a, context):
+    if context is None:
+        return jax.vmap(lambda e: fn(params, e, None, None))(a)
+    return jax.vmap(lambda e, c: fn(params, e, c, None))(a, context)
 
 
 # ------------------------------------------------------------------------------ checks
