@@ -64,7 +64,8 @@ def pnn_on_grid(theta, arch, t):
 
 t = jnp.linspace(0.0, 1.0, 20001)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-for name, th, a in [("mixture of 3 logistics", theta_mix, mix_arch), ("random [1,16,16,1]", theta, arch)]:
+pnns = [("mixture of 3 logistics", theta_mix, mix_arch), ("random [1,16,16,1]", theta, arch)]
+for name, th, a in pnns:
     cdf, log_pdf = pnn_on_grid(th, a, t)
     pdf = jnp.exp(log_pdf)
     axes[0].plot(t, cdf, label=name)
@@ -75,7 +76,8 @@ for name, th, a in [("mixture of 3 logistics", theta_mix, mix_arch), ("random [1
           f"integral of f over [0, 1] = {integral:.6f}")
     assert float(cdf[0]) == 0.0 and float(cdf[-1]) == 1.0
     assert abs(integral - 1.0) < 1e-4
-axes[0].set_title("CDF F(t)"); axes[1].set_title("density f(t) = F'(t)")
+axes[0].set_title("CDF F(t)")
+axes[1].set_title("density f(t) = F'(t)")
 axes[1].legend()
 plt.show()
 
@@ -106,7 +108,7 @@ start = time.perf_counter()
 params, history = nj.fit(flow, params, train, val, key=jax.random.key(1), steps=600,
                          batch_size=256, learning_rate=3e-3, progress=False)
 print(f"trained in {time.perf_counter() - start:.1f} s")
-print("test log-likelihood (nats, mean +- 2 SE):", nj.results.summarize(flow.log_prob(params, test)))
+print("test log-likelihood, mean +- 2 SE:", nj.results.summarize(flow.log_prob(params, test)))
 
 # %% [markdown]
 # ### The conditional CDF and density of `x_2` given `x_1`
@@ -141,8 +143,11 @@ for x1 in (-2.0, 0.0, 2.0):
           f"integral of p(x2 | x1) over [-12, 12] = {total:.5f}")
     assert abs(total - 1.0) < 2e-3
 for ax in axes:
-    ax.set_xlim(-4, 4); ax.set_xlabel("x2")
-axes[0].set_title("F(x2 | x1)"); axes[1].set_title("p(x2 | x1)"); axes[1].legend()
+    ax.set_xlim(-4, 4)
+    ax.set_xlabel("x2")
+axes[0].set_title("F(x2 | x1)")
+axes[1].set_title("p(x2 | x1)")
+axes[1].legend()
 plt.show()
 
 # %% [markdown]
@@ -160,8 +165,12 @@ mass = density.sum() * (g[1] - g[0]) ** 2
 print(f"integral over [-8, 8]^2: {mass:.4f}")
 assert abs(mass - 1.0) < 0.01
 plt.figure(figsize=(5, 4))
-plt.pcolormesh(xx, yy, density, shading="auto"); plt.colorbar(label="p(x)")
-plt.xlim(-4, 4); plt.ylim(-3, 3); plt.gca().set_aspect("equal"); plt.title("NITS density")
+plt.pcolormesh(xx, yy, density, shading="auto")
+plt.colorbar(label="p(x)")
+plt.xlim(-4, 4)
+plt.ylim(-3, 3)
+plt.gca().set_aspect("equal")
+plt.title("NITS density")
 plt.show()
 
 # %% [markdown]
@@ -216,7 +225,8 @@ axes[0].legend()
 bins = np.arange(0.5, 25.5)
 axes[1].hist(np.asarray(final_b.iterations), bins, label="bisection")
 axes[1].hist(np.asarray(final_n.iterations), bins, label="newton")
-axes[1].set(xlabel="iterations used", title="iterations per target"); axes[1].legend()
+axes[1].set(xlabel="iterations used", title="iterations per target")
+axes[1].legend()
 plt.show()
 
 # %% [markdown]

@@ -145,7 +145,8 @@ grid = np.linspace(-6, 10, 400, dtype=np.float32)
 marginal = np.exp(np.asarray(flow1.log_prob(p1, grid[:, None])))
 plt.hist(test[:, 1], bins=100, range=(-6, 10), density=True, alpha=0.5, label="test data")
 plt.plot(grid, marginal, label="learned density of x2")
-plt.legend(); plt.title("sinh-arcsinh flow: the skewed, heavy-tailed coordinate")
+plt.legend()
+plt.title("sinh-arcsinh flow: the skewed, heavy-tailed coordinate")
 plt.show()
 
 # %% [markdown]
@@ -168,8 +169,10 @@ p2, h2 = nj.fit(flow2, p2, m_train, m_val, key=jax.random.key(5), steps=800, bat
 print("moons test log-likelihood:", nj.results.summarize(flow2.log_prob(p2, m_test)))
 s = np.asarray(flow2.sample(p2, jax.random.key(6), 2000))
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-axes[0].scatter(*m_test[:2000].T, s=2); axes[0].set_title("moons test data")
-axes[1].scatter(*s.T, s=2, c="C1"); axes[1].set_title("samples: sinh-arcsinh + 3 MAF layers")
+axes[0].scatter(*m_test[:2000].T, s=2)
+axes[0].set_title("moons test data")
+axes[1].scatter(*s.T, s=2, c="C1")
+axes[1].set_title("samples: sinh-arcsinh + 3 MAF layers")
 for ax in axes:
     ax.set(xlim=(-3.5, 3.5), ylim=(-2.5, 2.5), aspect="equal")
 plt.show()
