@@ -29,7 +29,7 @@ import nitsjax as nj
 train, val, test = nj.data.load("moons")                    # (n, 2) float32, no download
 flow = nj.flows.maf(dim=2, layers=4, hidden=(64, 64))
 params = flow.init(jax.random.key(0))
-params, history = nj.fit(flow, params, train, val, key=jax.random.key(1), steps=1500,
+params, history = nj.fit(flow, params, train, val, key=jax.random.key(1), steps=1000,
                          batch_size=256, learning_rate=3e-3, progress=False)
 print("test log-likelihood, mean +- 2 SE:", nj.results.summarize(flow.log_prob(params, test)))
 samples = flow.sample(params, jax.random.key(2), 2000)

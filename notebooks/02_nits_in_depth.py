@@ -131,7 +131,7 @@ def conditional_cdf(x1, x2):
 cond_cdf = jax.jit(jax.vmap(conditional_cdf, in_axes=(None, 0)))
 cond_pdf = jax.jit(jax.vmap(jax.grad(conditional_cdf, argnums=1), in_axes=(None, 0)))
 
-x2 = jnp.linspace(-12.0, 12.0, 12001)
+x2 = jnp.linspace(-12.0, 12.0, 6001)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 for x1 in (-2.0, 0.0, 2.0):
     c, p = cond_cdf(x1, x2), cond_pdf(x1, x2)
@@ -256,11 +256,10 @@ n = 2000
 key = jax.random.key(3)
 samples = {}
 print(f"log_prob of {n} points: {1e3 * best_time(lambda: flow.log_prob(params, test[:n])):7.1f} ms")
-for solver in ("bisection", "chandrupatla", "newton"):
+for solver in ("bisection", "newton"):  # also available: "chandrupatla"
     f = nj.flows.nits(2, arch=(16, 16), hidden=32, blocks=1, solver=solver)
     samples[solver] = f.sample(params, key, n)
     ms = 1e3 * best_time(lambda f=f: f.sample(params, key, n))
     print(f"sample {n} with {solver:12s}: {ms:7.1f} ms  ({n / ms * 1e3:,.0f} samples/s)")
-for solver in ("bisection", "chandrupatla"):
-    diff = float(jnp.max(jnp.abs(samples[solver] - samples["newton"])))
-    print(f"max |x_{solver} - x_newton| = {diff:.1e}")
+diff = float(jnp.max(jnp.abs(samples["bisection"] - samples["newton"])))
+print(f"max |x_bisection - x_newton| = {diff:.1e}")
