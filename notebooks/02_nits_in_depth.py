@@ -148,6 +148,7 @@ for ax in axes:
 axes[0].set_title("F(x2 | x1)")
 axes[1].set_title("p(x2 | x1)")
 axes[1].legend()
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -227,6 +228,7 @@ axes[1].hist(np.asarray(final_b.iterations), bins, label="bisection")
 axes[1].hist(np.asarray(final_n.iterations), bins, label="newton")
 axes[1].set(xlabel="iterations used", title="iterations per target")
 axes[1].legend()
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]

@@ -46,7 +46,7 @@ logging.getLogger("nitsjax").setLevel(logging.WARNING)  # keep the notebook's ou
 
 # %%
 sweep = {"model": ["maf", "realnvp"], "train.learning_rate": [1e-3, 5e-3]}
-fixed = ["data=moons", "train=fast", "train.steps=300", "train.eval_every=100",
+fixed = ["data=moons", "train=fast", "train.steps=300",
          "train.progress=false", "model.layers=3", "model.hidden=[32,32]",
          "plots.enabled=false"]
 
