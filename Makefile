@@ -18,8 +18,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nitsjax demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS)
+test: $(STAMP)  # the suite and the notebooks (run top to bottom by nbmake)
+	$(BIN)/python -m pytest -q -n 2 --durations=15 --nbmake tests notebooks $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)

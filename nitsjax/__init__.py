@@ -8,6 +8,7 @@ from nitsjax import (
     data,
     distributions,
     flows,
+    interop,
     nn,
     registry,
     results,
@@ -20,5 +21,5 @@ from nitsjax.train import FitDiverged, FitInterrupted, History, fit
 __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data", "distributions",
-    "fit", "flows", "nn", "registry", "results", "root_finding", "train",
+    "fit", "flows", "interop", "nn", "registry", "results", "root_finding", "train",
 ]
