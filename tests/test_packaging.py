@@ -40,8 +40,6 @@ def test_import_nitsjax_imports_no_application():
     assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="nitsjax.train.checkpoint imports orbax at import; "
-                   "made lazy on the `fit` branch (remove this marker when merged)")
 def test_import_nitsjax_imports_no_orbax():
     out = _python("import nitsjax, sys; print('orbax' in sys.modules)")
     assert out.stdout.strip() == "False", out.stderr

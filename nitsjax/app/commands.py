@@ -28,7 +28,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from nitsjax.app.datasets import Dataset, fit_dequantize, load_data, log_scale
-from nitsjax.app.evaluation import format_ll, log_likelihoods, summarize
+from nitsjax.app.evaluation import discrete_log_likelihoods, format_ll, summarize
 from nitsjax.app.figures import write_figures, write_sample_figure
 from nitsjax.app.models import build_flow
 from nitsjax.app.params_io import save_params
@@ -156,7 +156,7 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
     metrics = {"model": cfg.model.name, "data": cfg.data.name, "dim": data.dim}
     _write_json(out / METRICS_FILE, metrics)  # completed after training
     k_init, k_fit, k_plot = jax.random.split(jax.random.key(cfg.seed), 3)
-    params = flow.init(k_init, x=data.train[: min(len(data.train), 4096)])
+    params = flow.init(k_init)  # fit initialises the data-side layers from the training split
     fit_kw = dict(to_container(t))
     fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
     start = time.perf_counter()
@@ -185,8 +185,14 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         "stopped": getattr(history, "stopped", None),
         "train_seconds": round(seconds, 2),
     })
+    dequantized = getattr(history, "dequantized", None)
+    if dequantized:
+        metrics["dequantized"] = {str(k): v for k, v in dequantized.items()}
+        log.info(f"fit dequantised lattice columns {sorted(dequantized)}: log-likelihoods are "
+                 f"the bound on the discrete data's log-probability")
     for split in ("val", "test"):
-        lp = log_likelihoods(flow, params, data.split(split), cfg.eval_batch_size)
+        lp = discrete_log_likelihoods(flow, params, data.split(split), dequantized,
+                                      cfg.eval_batch_size)
         s = summarize(lp)
         metrics[f"{split}_log_likelihood"] = s["mean"]
         metrics[f"{split}_log_likelihood_stderr"] = _finite_or_none(s["stderr"])
@@ -224,7 +230,10 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     """
     r = load_run(run)
     data = r.load_data(root=data_root)
-    lp = log_likelihoods(r.flow, r.params, data.split(split), batch_size)
+    trained = Path(run) / METRICS_FILE
+    dequantized = (json.loads(trained.read_text()).get("dequantized")
+                   if trained.exists() else None)
+    lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized, batch_size)
     s = summarize(lp)
     metrics = {
         "run": str(run),

@@ -99,10 +99,14 @@ def data_options(data_cfg, root: Optional[str] = None) -> tuple[str, dict]:
 def fit_dequantize(data_cfg, fit_params) -> dict:
     """``{"dequantize": value}`` for ``fit`` when the data config sets ``dequantize`` and
     its loader does not take it (the loader dequantises when it can: it knows the
-    columns' steps); ``{}`` otherwise. A value nothing takes is a ConfigError."""
+    columns' steps), ``{"dequantize": False}`` when the loader took ``false``; ``{}``
+    otherwise. A value nothing takes is a ConfigError."""
     value = data_cfg.get("dequantize") if hasattr(data_cfg, "get") else None
-    if value is None or "dequantize" in loader_params(data_cfg["name"]):
+    if value is None:
         return {}
+    if "dequantize" in loader_params(data_cfg["name"]):
+        # the loader decided; ``false`` means no dequantisation anywhere, fit's included
+        return {"dequantize": False} if value is False else {}
     if "dequantize" not in fit_params:
         raise ConfigError(
             f"data.dequantize: the {data_cfg['name']!r} loader does not dequantise and this "

@@ -27,11 +27,33 @@ def log_likelihoods(flow, params, x, batch_size: int = 4096) -> np.ndarray:
     return np.concatenate(out).astype(np.float64)
 
 
-@functools.lru_cache(maxsize=32)
+def discrete_log_likelihoods(flow, params, x, dequantized, batch_size: int = 4096):
+    """Per-row log-likelihoods as ``fit`` reports them: when ``fit`` dequantised lattice
+    columns (``history.dequantized = {column: step}``), the bound on the discrete data's
+    log-probability ``log p(x + u * step) + sum_j log step_j`` with ``fit``'s fixed noise
+    draw (``nitsjax.train.dequantize``); the plain log-density otherwise."""
+    if not dequantized:
+        return log_likelihoods(flow, params, x, batch_size)
+    from nitsjax.train import dequantize as dq
+
+    x = np.asarray(x)
+    steps = np.zeros(x.shape[1])
+    for column, step in dequantized.items():
+        steps[int(column)] = float(step)
+    lp = log_likelihoods(flow, params, dq.with_fixed_noise(x, steps), batch_size)
+    return lp + dq.log_volume(steps)
+
+
 def _log_prob_fn(flow):
-    """``flow.log_prob_batch`` jitted once per flow; unlike ``flow.log_prob`` it gives
-    ``-inf`` (not an error) outside a bounded flow's support, as a density grid needs."""
-    return jax.jit(flow.log_prob_batch)
+    """``flow.log_prob_batch``, compiled once per (equal) flow; unlike ``flow.log_prob`` it
+    gives ``-inf`` (not an error) outside a bounded flow's support, as a density grid
+    needs."""
+    return functools.partial(_log_prob_compiled, flow)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_prob_compiled(flow, params, x):
+    return flow.log_prob_batch(params, x)
 
 
 def summarize(lp) -> dict:

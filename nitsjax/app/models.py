@@ -48,10 +48,6 @@ def model_options(model_cfg) -> tuple[Callable, dict]:
     return ctor, kw
 
 
-_FLOW_CACHE: dict = {}
-_FLOW_CACHE_SIZE = 32
-
-
 def _frozen(v):
     return tuple(_frozen(a) for a in v) if isinstance(v, (list, tuple)) else v
 
@@ -61,24 +57,15 @@ def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None):
     other key is a keyword argument (lists become tuples). Unknown keys raise a
     ``ConfigError`` naming the key and the constructor's arguments.
 
-    The same config and ``dim`` return the same ``Flow`` object: ``fit`` and ``Flow``
-    cache their compiled functions on it, so the jobs of a sweep over training settings
-    (``-m train.learning_rate=...``) compile once."""
+    Flows are values: the same config and ``dim`` give equal flows (``Flow.spec``), and
+    the compiled functions of ``fit`` and ``Flow`` are keyed on that value, so the jobs of
+    a sweep over training settings (``-m train.learning_rate=...``) compile once."""
     ctor, kw = model_options(model_cfg)
     alpha = logit_alpha(to_container(model_cfg).get("logit"))
     kw = {k: _frozen(v) for k, v in kw.items()}
     if context_dim is not None:
         kw["context_dim"] = context_dim
-    try:
-        cache_key = (ctor, int(dim), tuple(sorted(kw.items())), alpha)
-        hash(cache_key)
-    except TypeError:  # an unhashable option: build afresh
-        return with_logit(ctor(dim, **kw), alpha)
-    if cache_key not in _FLOW_CACHE:
-        if len(_FLOW_CACHE) >= _FLOW_CACHE_SIZE:
-            _FLOW_CACHE.pop(next(iter(_FLOW_CACHE)))
-        _FLOW_CACHE[cache_key] = with_logit(ctor(dim, **kw), alpha)
-    return _FLOW_CACHE[cache_key]
+    return with_logit(ctor(dim, **kw), alpha)
 
 
 def logit_alpha(alpha) -> Optional[float]:
@@ -95,9 +82,6 @@ def with_logit(flow, alpha: Optional[float]):
     log-likelihood includes the logit's log-determinant, samples come back in [0, 1)."""
     if alpha is None:
         return flow
-    from nitsjax.bijectors.base import chain
     from nitsjax.bijectors.elementwise import logit
-    from nitsjax.flow import Flow
 
-    return Flow(flow.base, chain([logit(0.0, 1.0, alpha=alpha), flow.bijector]), flow.dim,
-                flow.context_dim, name=f"logit_{flow.name}")
+    return flow.with_preprocessing(logit(0.0, 1.0, alpha=alpha), spec=("logit", alpha))
