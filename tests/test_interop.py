@@ -175,22 +175,3 @@ def test_bad_input_is_named():
         dist.log_prob(jnp.zeros((4, 3)))
     with pytest.raises(TypeError, match="value: expected a floating-point array"):
         dist.log_prob(np.zeros((4, 2), np.int32))
-
-
-def test_flow_need_not_be_hashable():
-    """A flow compared by value with an unhashable field still works (the compiled kernels
-    are keyed by identity)."""
-    import dataclasses
-
-    @dataclasses.dataclass(frozen=True)
-    class ValueFlow(nj.Flow):
-        notes: list = dataclasses.field(default_factory=list)
-
-    base = nj.flows.maf(DIM, layers=1, hidden=(4,))
-    flow = ValueFlow(base.base, base.bijector, DIM)
-    with pytest.raises(TypeError):
-        hash(flow)
-    params = flow.init(jax.random.key(0))
-    x = jax.random.normal(jax.random.key(1), (6, DIM))
-    np.testing.assert_allclose(to_distrax(flow, params).log_prob(x), flow.log_prob(params, x),
-                               rtol=1e-6, atol=1e-6)

@@ -12,3 +12,8 @@ Needs the ``cli`` extra (hydra-core, omegaconf, matplotlib, ...). The core (``bi
 * ``commands``: ``run_train``, ``run_eval``, ``run_sample``, ``run_demo``;
 * ``figures``: the figures a run writes.
 """
+
+# ``nitsjax.config`` registers the schemas when imported, and the eval/sample schemas are
+# derived from ``app.commands``: importing it first, whichever module of this package is
+# imported, keeps that order (config -> commands -> datasets -> config, already complete).
+from nitsjax import config as _config  # noqa: E402,F401
