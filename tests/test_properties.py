@@ -17,7 +17,7 @@ zeros, tiny and subnormal numbers. Then, row by row:
   NaN); its gradients are not used (training skips such steps).
 
 Inputs beyond ~1e15 may overflow float32 inside affine maps; ``Flow.log_prob`` reports
-those rows as ``-inf`` (see ``test_reliability.test_no_nan_for_any_finite_input``).
+those rows as ``-inf`` (see ``test_validation.test_no_nan_for_any_finite_input``).
 
 One compiled function per case (forward, inverse and both gradients, vmapped over a fixed
 batch), reused by every example, keeps the file fast.

@@ -1,4 +1,4 @@
-"""Faults during training, with real processes (issue "Reliability").
+"""Checkpoints and resume (``nitsjax.train.checkpoint``) under faults, with real processes.
 
 A small script calls ``nitsjax.fit`` with a ``checkpoint_dir`` in a subprocess. The test
 SIGKILLs it while the checkpoint of the step it just reported is being written, runs the

@@ -1,4 +1,5 @@
-"""Bad input gets a clear error at the API boundary (issue "Reliability").
+"""Bad input gets a clear error at the API boundary (``nitsjax.validation``, used by ``Flow``,
+the flow constructors and ``fit``).
 
 Every flow registered in ``tests/cases_*.py`` (``FLOWS``) is refused wrong ranks,
 dimensions, contexts, NaN/inf, integer/object/string arrays, empty arrays, bad ``n`` and
