@@ -41,6 +41,7 @@ import distrax
 import jax
 import jax.numpy as jnp
 
+from nitsjax import flow as flow_module
 from nitsjax.bijectors.base import Bijector
 from nitsjax.flow import Flow
 from nitsjax.validation import as_float_array
@@ -147,13 +148,13 @@ class FlowDistribution(distrax.Distribution):
         x = _check_events(value, dim, "value")
         if self._context is None:
             batch = x.shape[:-1]
-            lp = _log_prob(_ById(self._flow), self._params, x.reshape(-1, dim), None)
+            lp = _log_prob(self._flow, self._params, x.reshape(-1, dim), None)
             return lp.reshape(batch)
         batch = _broadcast_batch(x, self._context, "value")
         c = self._context
         x = jnp.broadcast_to(x, batch + (dim,)).reshape(-1, dim)
         c = jnp.broadcast_to(c, batch + c.shape[-1:]).reshape(-1, c.shape[-1])
-        return _log_prob(_ById(self._flow), self._params, x, c).reshape(batch)
+        return _log_prob(self._flow, self._params, x, c).reshape(batch)
 
     def _sample_n(self, key, n: int) -> Array:
         return self._sample_n_and_log_prob(key, n)[0]
@@ -163,12 +164,12 @@ class FlowDistribution(distrax.Distribution):
         # of the forward direction, which for NITS would solve nothing but cost a pass).
         dim = self._flow.dim
         if self._context is None:
-            return _sample(_ById(self._flow), self._params, key, n, None)
+            return _sample(self._flow, self._params, key, n, None)
         batch = self._batch_shape
         c = self._context
         m = n * math.prod(batch)
         c = jnp.broadcast_to(c, (n,) + c.shape).reshape(m, c.shape[-1])
-        x, lp = _sample(_ById(self._flow), self._params, key, m, c)
+        x, lp = _sample(self._flow, self._params, key, m, c)
         return x.reshape((n,) + batch + (dim,)), lp.reshape((n,) + batch)
 
 
@@ -219,48 +220,26 @@ class NitsjaxBijector(distrax.Bijector):
         dim = a.shape[-1]
         if self._context is None:
             batch = a.shape[:-1]
-            out, ld = _vmapped(_ById(fn), self._params, a.reshape(-1, dim), None)
+            out, ld = _vmapped(fn, self._params, a.reshape(-1, dim), None)
         else:
             batch = _broadcast_batch(a, self._context, name)
             c = self._context
             flat_a = jnp.broadcast_to(a, batch + (dim,)).reshape(-1, dim)
             flat_c = jnp.broadcast_to(c, batch + c.shape[-1:]).reshape(-1, c.shape[-1])
-            out, ld = _vmapped(_ById(fn), self._params, flat_a, flat_c)
+            out, ld = _vmapped(fn, self._params, flat_a, flat_c)
         return out.reshape(batch + out.shape[-1:]), ld.reshape(batch)
 
 
 # ----------------------------------------------------------------- compiled kernels
-# Called outside jit (distrax's methods run eagerly), these compile once per flow or
-# bijector function and shape, like the flow's own methods; inside a user's jit they inline.
-class _ById:
-    """A static jit argument that hashes and compares by identity (a flow need not be
-    hashable)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __hash__(self):
-        return id(self.value)
-
-    def __eq__(self, other):
-        return isinstance(other, _ById) and other.value is self.value
+# Called outside jit (distrax's methods run eagerly), these compile once per flow (flows
+# are hashable values: ``nitsjax.flow``'s own compiled functions) or bijector function and
+# shape; inside a user's jit they inline.
+_log_prob = flow_module._log_prob_compiled
+_sample = flow_module._sample_compiled
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _log_prob(flow: _ById, params, x, context):
-    return flow.value.log_prob_batch(params, x, context)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _sample(flow: _ById, params, key, n: int, context):
-    return flow.value.sample_batch(params, key, n, context)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _vmapped(fn: _ById, params, a, context):
-    fn = fn.value
+def _vmapped(fn, params, a, context):
     if context is None:
         return jax.vmap(lambda e: fn(params, e, None, None))(a)
     return jax.vmap(lambda e, c: fn(params, e, c, None))(a, context)

@@ -8,6 +8,7 @@ import functools
 import jax
 import numpy as np
 
+from nitsjax import flow as flow_module
 from nitsjax import results
 
 
@@ -23,7 +24,7 @@ def log_likelihoods(flow, params, x, batch_size: int = 4096) -> np.ndarray:
         m = len(chunk)
         if m < bs:
             chunk = np.concatenate([chunk, np.repeat(chunk[:1], bs - m, axis=0)])
-        out.append(np.asarray(_log_prob_fn(flow)(params, chunk))[:m])
+        out.append(np.asarray(_log_prob_fn(flow)(params, chunk, None))[:m])
     return np.concatenate(out).astype(np.float64)
 
 
@@ -45,15 +46,10 @@ def discrete_log_likelihoods(flow, params, x, dequantized, batch_size: int = 409
 
 
 def _log_prob_fn(flow):
-    """``flow.log_prob_batch``, compiled once per (equal) flow; unlike ``flow.log_prob`` it
-    gives ``-inf`` (not an error) outside a bounded flow's support, as a density grid
-    needs."""
-    return functools.partial(_log_prob_compiled, flow)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _log_prob_compiled(flow, params, x):
-    return flow.log_prob_batch(params, x)
+    """``flow.log_prob_batch``, compiled once per (equal) flow by ``nitsjax.flow``; unlike
+    ``flow.log_prob`` it gives ``-inf`` (not an error) outside a bounded flow's support,
+    as a density grid needs."""
+    return functools.partial(flow_module._log_prob_compiled, flow)
 
 
 def summarize(lp) -> dict:
