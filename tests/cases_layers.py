@@ -1,7 +1,8 @@
 """Contract cases for the standard layers: sigmoid/logit/tanh, LU linear, ActNorm, whitening
 (also data-initialised from a random batch), and affine flows that use them (actnorm + LU
 linear inside each scanned layer). Kept few and small: each case costs compile time in two
-dtypes; test_layers.py and test_standardize.py cover the rest."""
+dtypes; test_actnorm.py, test_linear.py, test_elementwise.py, test_coupling.py and
+test_standardize.py cover the rest."""
 
 import jax
 from contract import BijectorCase, FlowCase

@@ -188,8 +188,9 @@ def test_two_processes_train_like_one_device(tmp_path):
     import numpy as np
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    flags = os.environ.get("XLA_FLAGS", "")
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=2".strip(),
                PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     port = str(_free_port())
     procs = [
@@ -208,7 +209,7 @@ def test_two_processes_train_like_one_device(tmp_path):
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    env1 = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env1 = dict(env, XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=4".strip())
     single = subprocess.run(
         [sys.executable, "-c", MULTI.replace("jax.distributed.initialize", "(lambda **k: 0)")
          .replace("(2, 4, 2)", "(1, 4, 4)"), "0", port, "-", "single"],
