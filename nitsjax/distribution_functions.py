@@ -24,16 +24,17 @@ What each function costs and how exact it is:
   row); exact to the inverse's solver tolerance.
 - ``marginal_log_prob`` of the first ``k`` coordinates: ``sum_{i<k} log f_i``, the
   per-coordinate log-derivatives ``dz_pi(i)/dx_i`` by forward-mode differentiation (``k``
-  JVPs per row); exact to rounding. (Far in a Gaussian squash's tails, beyond ~13
-  standard deviations in float32, a derivative underflows and the result is ``-inf``.)
+  JVPs per row); exact to rounding (for ``k = dim`` it is ``log_prob``).
 - ``log_prob_discrete``: ``F_i(x_i +- w/2 | x_<i)`` with the prefix held at the observed
   values, by one forward pass per coordinate and side (``2 d`` passes per row, batched):
   exact. The log of the difference is taken in log space on the base's scale
   (``log(Phi(b) - Phi(a))`` from ``log_ndtr``, reflected in the upper tail); where the
-  latent difference is not resolved by the floating-point format (below ``2^12`` ulps,
-  e.g. a NITS bin whose probability is below ~5e-4 in float32, or a tail bin whose CDF
-  values both round to 1), the bin probability is instead the 8-node Gauss-Legendre rule
-  of the exact conditional density over the bin, in log space.
+  difference is not resolved by the floating-point format (N(0, I) base: a latent
+  difference below ``2^12`` ulps; uniform base, NITS: a CDF difference below
+  ``sqrt(eps)``, 3.5e-4 in float32, 1.5e-8 in float64), the bin probability is instead
+  the 8-node Gauss-Legendre rule
+  of the exact conditional density over the bin, in log space (accurate for a density
+  smooth on the scale of the bin; see the tail limit below).
 - ``log_prob_censored`` and ``impute`` use the model's own conditionals sequentially
   (the GHK simulator; Geweke 1991, Keane 1994): coordinates in data order, an observed
   one contributes ``f_i(x_i | x_<i)``, a censored one ``F_i(b_i | x_<i) - F_i(a_i |
@@ -47,12 +48,22 @@ What each function costs and how exact it is:
   entries exactly (ancestral sampling) when they form a suffix of each row; otherwise it
   resamples ``proposals`` particles by their weights (sampling-importance-resampling,
   consistent as ``proposals`` grows). Each particle costs ``d`` forward passes, ``d``
-  JVPs and ``d`` inverses.
+  JVPs and ``d`` inverses (``O(d^2)`` network passes for a MADE-based inverse).
+
+Tail limit (uniform base, i.e. NITS): a per-coordinate density is the derivative of the
+conditional CDF, and where that CDF value rounds to exactly 0 or 1 (far in a
+conditional's tail: beyond ~5 standard deviations on the upper side in float32, ~8 in
+float64) the derivative is lost in the rounding. The functions that use it
+(``marginal_log_prob``, observed coordinates in ``log_prob_censored`` and ``impute``,
+the tail fallback of ``log_prob_discrete``; sampling given such a prefix as well) then
+warn (``RuntimeWarning``) naming the rows; ``log_prob`` of whole rows is exact there.
+Flows with a N(0, I) base have no such limit.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import NamedTuple, Optional
 
 import jax
@@ -196,8 +207,14 @@ def _log_mass(base, za, zb):
     return jnp.where(log_hi > log_lo, out, -jnp.inf)
 
 
-def _resolved(za, zb):
+def _resolved(base, za, zb):
+    """Whether ``G(zb) - G(za)`` is resolved: for N(0, I), a latent difference above
+    ``2^12`` ulps of the latents; for the uniform base (NITS: the latent is the CDF value
+    itself, with an absolute rounding error of many ulps near 0 and 1), above
+    ``sqrt(eps)`` (1.5e-8 in float64, 3.5e-4 in float32)."""
     eps = jnp.finfo(za.dtype).eps
+    if base == "uniform":
+        return (zb - za) > jnp.sqrt(eps)
     scale = jnp.maximum(1.0, jnp.maximum(jnp.abs(jnp.where(jnp.isfinite(za), za, 0.0)),
                                          jnp.abs(jnp.where(jnp.isfinite(zb), zb, 0.0))))
     return (zb - za) > _RESOLVED_ULPS * eps * scale
@@ -258,6 +275,32 @@ def _cdf_row(flow, st, params, x, context):
     return _base_cdf(st.base, z[np.asarray(st.position)])
 
 
+def _saturated_row(flow, st, params, x, context):
+    """(d,) True where the conditional CDF value is not resolved (exactly 0 or 1)."""
+    if st.base == "normal":
+        return jnp.zeros(x.shape, bool)
+    u = _forward(flow, params, x, context)[np.asarray(st.position)]
+    return (u <= 0.0) | (u >= 1.0)
+
+
+def _warn_saturated(flow, params, x, context, columns, what):
+    """Warn when a conditional CDF the result relies on rounds to 0 or 1 (module
+    docstring, "Tail limit"); ``x`` (n, dim), ``columns`` the coordinates that matter."""
+    if structure(flow).base == "normal" or isinstance(x, jax.core.Tracer):
+        return
+    sat = np.asarray(_saturated_compiled(flow, params, x, context))[:, columns]
+    rows = np.flatnonzero(sat.any(axis=1))
+    if rows.size:
+        warnings.warn(
+            f"{what}: in {rows.size} row(s) (first: {rows[0]}) a conditional CDF of the "
+            f"model rounds to 0 or 1 (far in its tails, beyond its floating-point "
+            f"resolution), so the per-coordinate density there, a derivative of that CDF, "
+            f"is unreliable for those rows; in float64 (jax.config.update("
+            f"'jax_enable_x64', True) and float64 params) the range is wider",
+            RuntimeWarning, stacklevel=3,
+        )
+
+
 def _quantile_row(flow, st, params, u, context):
     z = jnp.zeros_like(u).at[np.asarray(st.position)].set(_base_quantile(st.base, u))
     return flow.bijector.inverse(params["bijector"], z, context, None)[0]
@@ -265,6 +308,8 @@ def _quantile_row(flow, st, params, u, context):
 
 def _marginal_row(flow, st, params, x_prefix, context):
     k = x_prefix.shape[0]
+    if k == flow.dim:
+        return flow.log_prob_single(params, x_prefix, context)
     x = jnp.asarray(st.pad, x_prefix.dtype).at[:k].set(x_prefix)
 
     def one(i):
@@ -278,7 +323,7 @@ def _discrete_row(flow, st, params, x, width, context):
     """``(log P_i per coordinate (d,), resolved (d,))`` for the bins ``x_i +- w_i / 2``."""
     za = _latent_at(flow, st, params, x, x - 0.5 * width, context)
     zb = _latent_at(flow, st, params, x, x + 0.5 * width, context)
-    return _log_mass(st.base, za, zb), _resolved(za, zb)
+    return _log_mass(st.base, za, zb), _resolved(st.base, za, zb)
 
 
 def _quadrature_row(flow, st, params, x, width, context):
@@ -355,6 +400,9 @@ def _rows(fn, flow, params, x, context, *extra):
 _cdf_compiled = jax.jit(
     lambda flow, params, x, c: _rows(_cdf_row, flow, params, x, c), static_argnums=0
 )
+_saturated_compiled = jax.jit(
+    lambda flow, params, x, c: _rows(_saturated_row, flow, params, x, c), static_argnums=0
+)
 _quantile_compiled = jax.jit(
     lambda flow, params, u, c: _rows(_quantile_row, flow, params, u, c), static_argnums=0
 )
@@ -382,30 +430,27 @@ def _quadrature_compiled(flow, params, x, width, context):
 _particles_compiled = jax.jit(_particles, static_argnums=(0, 6))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _log_mean_weight(flow, params, key, lower, upper, num, context):
-    _, log_w = _particles(flow, params, key, lower, upper, context, num)
-    log_mean = jax.nn.logsumexp(log_w, axis=1) - jnp.log(num)
-    # delta method: se(log mean w) = sd(w) / (sqrt(num) mean(w)), in scaled units
-    w = jnp.exp(log_w - jnp.max(log_w, axis=1, keepdims=True))
-    w = jnp.where(jnp.isfinite(log_w), w, 0.0)
-    mean = jnp.mean(w, axis=1)
-    sd = jnp.std(w, axis=1, ddof=1) if num > 1 else jnp.zeros_like(mean)
-    se = jnp.where(mean > 0, sd / (jnp.sqrt(num) * mean), jnp.inf)
+def _log_mean_weight(log_w):
+    """``log mean(w)`` per row and its standard error by the delta method,
+    ``sd(w) / (sqrt(num) mean(w))``, from ``log_w`` (n, num)."""
+    log_w = np.asarray(log_w, np.float64)
+    num = log_w.shape[1]
+    top = np.max(log_w, axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    w = np.exp(log_w - top)
+    mean = w.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mean = np.log(mean) + top[:, 0]
+        sd = w.std(axis=1, ddof=1) if num > 1 else np.zeros_like(mean)
+        se = np.where(mean > 0, sd / (np.sqrt(num) * mean), np.inf)
     return log_mean, se
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 8))
-def _impute_compiled(flow, params, key, lower, upper, proposals, n, context, exact):
-    k1, k2 = jax.random.split(key)
-    x, log_w = _particles(flow, params, k1, lower, upper, context, proposals)
-    if exact:  # equal weights: the particles are exact draws
-        return jnp.swapaxes(x[:, :n], 0, 1)
-    idx = jax.vmap(lambda k, lw: jax.random.categorical(k, lw, shape=(n,)))(
-        jax.random.split(k2, x.shape[0]), log_w
-    )
-    draws = jnp.take_along_axis(x, idx[:, :, None], axis=1)
-    return jnp.swapaxes(draws, 0, 1)
+@functools.partial(jax.jit, static_argnums=2)
+def _resample(key, log_w, n):
+    """``n`` particle indices per row, drawn by the normalised weights: (n_rows, n)."""
+    keys = jax.random.split(key, log_w.shape[0])
+    return jax.vmap(lambda k, lw: jax.random.categorical(k, lw, shape=(n,)))(keys, log_w)
 
 
 # -------------------------------------------------------------------------- public API
@@ -459,6 +504,12 @@ def marginal_log_prob(flow, params, x_prefix, context=None) -> Array:
         )
     check_finite(x, "x_prefix")
     context = check_context(context, flow.context_dim, x.shape[0], "context")
+    k = x.shape[1]
+    if k < flow.dim:
+        padded = np.broadcast_to(np.asarray(structure(flow).pad), (x.shape[0], flow.dim)).copy()
+        padded[:, :k] = np.asarray(x)
+        _warn_saturated(flow, params, jnp.asarray(padded, x.dtype), context, slice(0, k),
+                        "marginal_log_prob")
     return _marginal_compiled(flow, params, jnp.asarray(x), context)
 
 
@@ -489,6 +540,9 @@ def log_prob_discrete(flow, params, x_int, bin_width=1.0, context=None) -> Array
     if not bool(jnp.all(ok)):
         log_q = _quadrature_compiled(flow, params, x, width, context)
         log_p = jnp.where(ok, log_p, log_q)
+        unresolved_rows = np.flatnonzero(~np.asarray(ok).all(axis=1))
+        _warn_saturated(flow, params, x[unresolved_rows], None if context is None
+                        else context[unresolved_rows], slice(None), "log_prob_discrete")
     return jnp.sum(log_p, axis=1)
 
 
@@ -539,8 +593,10 @@ def log_prob_censored(
     lo, hi, observed = _check_bounds(flow, lower, upper)
     context = check_context(context, flow.context_dim, lo.shape[0], "context")
     exact = bool(observed[:, :-1].all())
-    if exact:
-        log_p, _ = _log_mean_weight(flow, params, jax.random.key(0), lo, hi, 1, context)
+    if exact:  # one particle: its weight does not depend on the draw
+        x, log_w = _particles_compiled(flow, params, jax.random.key(0), lo, hi, context, 1)
+        _warn_saturated(flow, params, x[:, 0], context, slice(None), "log_prob_censored")
+        log_p = jnp.asarray(log_w[:, 0])
         return CensoredLogProb(log_p, jnp.zeros_like(log_p))
     if key is None:
         i, j = (int(k) for k in np.argwhere(~observed[:, :-1])[0])
@@ -551,8 +607,10 @@ def log_prob_censored(
         )
     check_key(key, "key")
     num = check_positive_int(num_samples, "num_samples", minimum=2)
-    log_p, se = _log_mean_weight(flow, params, key, lo, hi, num, context)
-    return CensoredLogProb(log_p, se)
+    x, log_w = _particles_compiled(flow, params, key, lo, hi, context, num)
+    _warn_saturated(flow, params, x[:, 0], context, slice(None), "log_prob_censored")
+    log_p, se = _log_mean_weight(log_w)
+    return CensoredLogProb(jnp.asarray(log_p, lo.dtype), jnp.asarray(se, lo.dtype))
 
 
 def _check_mask(flow, x, mask):
@@ -599,8 +657,12 @@ def impute(
     hi = jnp.asarray(np.where(m, np.inf, a), dtype)
     # exact iff no observed entry follows a missing one in any row
     exact = not bool((np.cumsum(m, axis=1) > 0)[~m].any())
-    num = n if exact else proposals
-    return _impute_compiled(flow, params, key, lo, hi, num, n, context, exact)
+    k1, k2 = jax.random.split(key)
+    x, log_w = _particles_compiled(flow, params, k1, lo, hi, context, n if exact else proposals)
+    _warn_saturated(flow, params, x[:, 0], context, slice(None), "impute")
+    if not exact:  # sampling-importance-resampling
+        x = jnp.take_along_axis(x, _resample(k2, log_w, n)[:, :, None], axis=1)
+    return jnp.swapaxes(x, 0, 1)
 
 
 def importance_particles(flow, params, key, lower, upper, num: int, context=None):
