@@ -319,11 +319,20 @@ def _marginal_row(flow, st, params, x_prefix, context):
     return jnp.sum(jax.vmap(one)(jnp.arange(k)))
 
 
-def _discrete_row(flow, st, params, x, width, context):
-    """``(log P_i per coordinate (d,), resolved (d,))`` for the bins ``x_i +- w_i / 2``."""
+def _discrete_row(flow, st, params, x, width, context, dense):
+    """``(log P_i per coordinate (d,), resolved (d,))`` for the bins ``x_i +- w_i / 2``;
+    with ``dense`` (static), coordinates of width 0 give their log-density instead."""
     za = _latent_at(flow, st, params, x, x - 0.5 * width, context)
     zb = _latent_at(flow, st, params, x, x + 0.5 * width, context)
-    return _log_mass(st.base, za, zb), _resolved(st.base, za, zb)
+    log_p, ok = _log_mass(st.base, za, zb), _resolved(st.base, za, zb)
+    if dense:
+        def one(i):
+            z, log_d = _value_and_log_deriv(flow, st, params, x, i, context)
+            return _base_log_pdf(st.base, z) + log_d
+
+        log_f = jax.vmap(one)(jnp.arange(flow.dim))
+        log_p, ok = jnp.where(width > 0, log_p, log_f), ok | (width == 0)
+    return log_p, ok
 
 
 def _quadrature_row(flow, st, params, x, width, context):
@@ -411,12 +420,13 @@ _marginal_compiled = jax.jit(
 )
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _discrete_compiled(flow, params, x, width, context):
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _discrete_compiled(flow, params, x, width, context, dense):
     st = structure(flow)
     if context is None:
-        return jax.vmap(lambda r: _discrete_row(flow, st, params, r, width, None))(x)
-    return jax.vmap(lambda r, c: _discrete_row(flow, st, params, r, width, c))(x, context)
+        return jax.vmap(lambda r: _discrete_row(flow, st, params, r, width, None, dense))(x)
+    return jax.vmap(lambda r, c: _discrete_row(flow, st, params, r, width, c, dense))(
+        x, context)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -515,28 +525,35 @@ def marginal_log_prob(flow, params, x_prefix, context=None) -> Array:
 
 def _check_width(bin_width, dim, dtype):
     w = np.asarray(bin_width, np.float64)
-    if w.shape not in ((), (dim,)) or not (np.all(np.isfinite(w)) and np.all(w > 0)):
+    ok = w.shape in ((), (dim,)) and np.all(np.isfinite(w)) and np.all(w >= 0)
+    if not ok or (w.shape == () and w == 0):
         raise ValueError(
-            f"bin_width: expected a finite number > 0 or an array of shape ({dim},) of them, "
-            f"got {bin_width!r}"
+            f"bin_width: expected a finite number > 0, or an array of shape ({dim},) of "
+            f"numbers >= 0 (0: a continuous coordinate), got {bin_width!r}"
         )
-    return jnp.asarray(np.broadcast_to(w, (dim,)), dtype)
+    return np.broadcast_to(w, (dim,))
 
 
 def log_prob_discrete(flow, params, x_int, bin_width=1.0, context=None) -> Array:
     """Log-probability of quantised rows ``x_int`` (n, dim) (counts, integer codes; the
     bin centres) -> (n,): ``sum_i log(F_i(x_i + w/2 | x_<i) - F_i(x_i - w/2 | x_<i))``
-    with the prefix held at the observed values. ``bin_width``: ``w``, a number or one
-    per coordinate (dim,). Stable in log space (module docstring)."""
+    with the prefix held at the observed values. Stable in log space (module docstring).
+
+    ``bin_width``: ``w``, a number or one per coordinate (dim,); a width of 0 marks a
+    continuous coordinate, whose term is then its log-density ``log f_i(x_i | x_<i)``
+    (mixed discrete and continuous columns). Data dequantised as ``x + u w`` with
+    ``u ~ U[0, 1)`` (``nj.fit``'s rule) have the bins ``[x, x + w)``: pass
+    ``x + w / 2``."""
     structure(flow)
     a = np.asarray(x_int)
     if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise TypeError(f"x_int: expected an integer or float array, got dtype {a.dtype}")
     dtype = jnp.result_type(float)
     x = jnp.asarray(check_data(a.astype(np.float64), flow.dim, "x_int"), dtype)
-    width = _check_width(bin_width, flow.dim, dtype)
+    w = _check_width(bin_width, flow.dim, dtype)
+    width = jnp.asarray(w, dtype)
     context = check_context(context, flow.context_dim, x.shape[0], "context")
-    log_p, ok = _discrete_compiled(flow, params, x, width, context)
+    log_p, ok = _discrete_compiled(flow, params, x, width, context, bool(np.any(w == 0)))
     if not bool(jnp.all(ok)):
         log_q = _quadrature_compiled(flow, params, x, width, context)
         log_p = jnp.where(ok, log_p, log_q)

@@ -181,8 +181,11 @@ def test_maf_discrete_is_stable_in_the_gaussian_tails(gaussian):
         far = x + np.array([[40.0, 0.0, 0.0]]) * np.sqrt(cov[0, 0])  # Phi rounds to 1
         got = np.asarray(flow.log_prob_discrete(params, far, bin_width=1e-3))
         want = np.asarray(flow.log_prob(params, far)) + 3 * np.log(1e-3)
+        # width 0: a continuous coordinate (its density), here all but the first
+        mixed = np.asarray(flow.log_prob_discrete(params, far, bin_width=[1e-3, 0.0, 0.0]))
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, atol=1e-3)
+    np.testing.assert_allclose(mixed, want - 2 * np.log(1e-3), atol=1e-3)
 
 
 def test_which_flows_qualify_and_bad_input_errors(gaussian):
@@ -217,3 +220,5 @@ def test_which_flows_qualify_and_bad_input_errors(gaussian):
         flow.marginal_log_prob(params, np.zeros((6, 4)))
     with pytest.raises(ValueError, match=r"bin_width: expected a finite number > 0"):
         flow.log_prob_discrete(params, x, bin_width=0.0)
+    with pytest.raises(ValueError, match=r"numbers >= 0 \(0: a continuous coordinate\)"):
+        flow.log_prob_discrete(params, x, bin_width=[1.0, -1.0, 1.0])
