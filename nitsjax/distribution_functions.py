@@ -275,21 +275,19 @@ def _cdf_row(flow, st, params, x, context):
     return _base_cdf(st.base, z[np.asarray(st.position)])
 
 
-def _saturated_row(flow, st, params, x, context):
-    """(d,) True where the conditional CDF value is not resolved (exactly 0 or 1)."""
-    if st.base == "normal":
-        return jnp.zeros(x.shape, bool)
-    u = _forward(flow, params, x, context)[np.asarray(st.position)]
-    return (u <= 0.0) | (u >= 1.0)
+def _saturated(base, z):
+    """True where a uniform-base latent (a CDF value) is exactly 0 or 1 (not resolved)."""
+    if base == "normal":
+        return jnp.zeros(jnp.shape(z), bool)
+    return (z <= 0.0) | (z >= 1.0)
 
 
-def _warn_saturated(flow, params, x, context, columns, what):
+def _warn(saturated, what):
     """Warn when a conditional CDF the result relies on rounds to 0 or 1 (module
-    docstring, "Tail limit"); ``x`` (n, dim), ``columns`` the coordinates that matter."""
-    if structure(flow).base == "normal" or isinstance(x, jax.core.Tracer):
+    docstring, "Tail limit"); ``saturated`` (n,) flags per row."""
+    if isinstance(saturated, jax.core.Tracer):
         return
-    sat = np.asarray(_saturated_compiled(flow, params, x, context))[:, columns]
-    rows = np.flatnonzero(sat.any(axis=1))
+    rows = np.flatnonzero(np.asarray(saturated))
     if rows.size:
         warnings.warn(
             f"{what}: in {rows.size} row(s) (first: {rows[0]}) a conditional CDF of the "
@@ -307,24 +305,27 @@ def _quantile_row(flow, st, params, u, context):
 
 
 def _marginal_row(flow, st, params, x_prefix, context):
+    """``(log p(x_<k), saturated)`` for one row ``x_prefix`` (k,)."""
     k = x_prefix.shape[0]
-    if k == flow.dim:
-        return flow.log_prob_single(params, x_prefix, context)
     x = jnp.asarray(st.pad, x_prefix.dtype).at[:k].set(x_prefix)
 
     def one(i):
         z, log_d = _value_and_log_deriv(flow, st, params, x, i, context)
-        return _base_log_pdf(st.base, z) + log_d
+        return _base_log_pdf(st.base, z) + log_d, _saturated(st.base, z)
 
-    return jnp.sum(jax.vmap(one)(jnp.arange(k)))
+    terms, sat = jax.vmap(one)(jnp.arange(k))
+    if k == flow.dim:
+        return flow.log_prob_single(params, x_prefix, context), jnp.any(sat)
+    return jnp.sum(terms), jnp.any(sat)
 
 
 def _discrete_row(flow, st, params, x, width, context, dense):
-    """``(log P_i per coordinate (d,), resolved (d,))`` for the bins ``x_i +- w_i / 2``;
-    with ``dense`` (static), coordinates of width 0 give their log-density instead."""
+    """``(log P_i per coordinate (d,), resolved (d,), saturated)`` for the bins ``x_i +-
+    w_i / 2``; with ``dense`` (static), coordinates of width 0 give their log-density."""
     za = _latent_at(flow, st, params, x, x - 0.5 * width, context)
     zb = _latent_at(flow, st, params, x, x + 0.5 * width, context)
     log_p, ok = _log_mass(st.base, za, zb), _resolved(st.base, za, zb)
+    sat = jnp.any(_saturated(st.base, za) | _saturated(st.base, zb))
     if dense:
         def one(i):
             z, log_d = _value_and_log_deriv(flow, st, params, x, i, context)
@@ -332,7 +333,7 @@ def _discrete_row(flow, st, params, x, width, context, dense):
 
         log_f = jax.vmap(one)(jnp.arange(flow.dim))
         log_p, ok = jnp.where(width > 0, log_p, log_f), ok | (width == 0)
-    return log_p, ok
+    return log_p, ok, sat
 
 
 def _quadrature_row(flow, st, params, x, width, context):
@@ -349,7 +350,8 @@ def _quadrature_row(flow, st, params, x, width, context):
 
 
 def _particle(flow, st, params, key, lower, upper, context):
-    """One GHK particle for one row: ``(x (d,), log weight)`` (module docstring)."""
+    """One GHK particle for one row: ``(x (d,), log weight, saturated)`` (module
+    docstring; ``saturated``: an observed coordinate's CDF rounds to 0 or 1)."""
     d = flow.dim
     observed = lower == upper
     pos = jnp.asarray(st.position)
@@ -357,12 +359,13 @@ def _particle(flow, st, params, key, lower, upper, context):
     keys = jax.random.split(key, d)
 
     def body(i, carry):
-        x, log_w = carry
+        x, log_w, sat = carry
         a, b = lower[i], upper[i]
         a_ok, b_ok = jnp.isfinite(a), jnp.isfinite(b)
         xa = x.at[i].set(jnp.where(a_ok, a, 0.0))
         z_full, dz = _jvp(flow, params, xa, i, context)  # prefix latents: x_<i's
         za, log_d = z_full[pos[i]], jnp.log(dz[pos[i]])
+        sat = sat | (observed[i] & _saturated(st.base, za))  # its density: see "Tail limit"
         za = jnp.where(a_ok, za, low_end)
         zb = _forward(flow, params, x.at[i].set(jnp.where(b_ok, b, 0.0)), context)[pos[i]]
         zb = jnp.where(b_ok, zb, high_end)
@@ -374,15 +377,15 @@ def _particle(flow, st, params, key, lower, upper, context):
         x_new = flow.bijector.inverse(params["bijector"], z_full.at[pos[i]].set(z_new),
                                       context, None)[0][i]
         x = x.at[i].set(jnp.where(observed[i], a, x_new))
-        return x, log_w + factor
+        return x, log_w + factor, sat
 
     x0 = jnp.asarray(st.pad, lower.dtype)
-    return jax.lax.fori_loop(0, d, body, (x0, jnp.zeros((), lower.dtype)))
+    return jax.lax.fori_loop(0, d, body, (x0, jnp.zeros((), lower.dtype), jnp.asarray(False)))
 
 
 def _particles(flow, params, key, lower, upper, context, num):
-    """``num`` particles per row: ``(x (n, num, d), log_w (n, num))``; rows one after the
-    other (``lax.map``), particles of a row batched."""
+    """``num`` particles per row: ``(x (n, num, d), log_w (n, num), saturated (n, num))``;
+    rows one after the other (``lax.map``), particles of a row batched."""
     st = structure(flow)
     keys = jax.random.split(key, lower.shape[0])
 
@@ -408,9 +411,6 @@ def _rows(fn, flow, params, x, context, *extra):
 
 _cdf_compiled = jax.jit(
     lambda flow, params, x, c: _rows(_cdf_row, flow, params, x, c), static_argnums=0
-)
-_saturated_compiled = jax.jit(
-    lambda flow, params, x, c: _rows(_saturated_row, flow, params, x, c), static_argnums=0
 )
 _quantile_compiled = jax.jit(
     lambda flow, params, u, c: _rows(_quantile_row, flow, params, u, c), static_argnums=0
@@ -514,13 +514,10 @@ def marginal_log_prob(flow, params, x_prefix, context=None) -> Array:
         )
     check_finite(x, "x_prefix")
     context = check_context(context, flow.context_dim, x.shape[0], "context")
-    k = x.shape[1]
-    if k < flow.dim:
-        padded = np.broadcast_to(np.asarray(structure(flow).pad), (x.shape[0], flow.dim)).copy()
-        padded[:, :k] = np.asarray(x)
-        _warn_saturated(flow, params, jnp.asarray(padded, x.dtype), context, slice(0, k),
-                        "marginal_log_prob")
-    return _marginal_compiled(flow, params, jnp.asarray(x), context)
+    value, saturated = _marginal_compiled(flow, params, jnp.asarray(x), context)
+    if x.shape[1] < flow.dim:  # the whole row: log_prob, exact in the tails
+        _warn(saturated, "marginal_log_prob")
+    return value
 
 
 def _check_width(bin_width, dim, dtype):
@@ -553,13 +550,12 @@ def log_prob_discrete(flow, params, x_int, bin_width=1.0, context=None) -> Array
     w = _check_width(bin_width, flow.dim, dtype)
     width = jnp.asarray(w, dtype)
     context = check_context(context, flow.context_dim, x.shape[0], "context")
-    log_p, ok = _discrete_compiled(flow, params, x, width, context, bool(np.any(w == 0)))
-    if not bool(jnp.all(ok)):
+    log_p, ok, saturated = _discrete_compiled(flow, params, x, width, context,
+                                              bool(np.any(w == 0)))
+    if not bool(jnp.all(ok)):  # the fallback relies on densities: see "Tail limit"
         log_q = _quadrature_compiled(flow, params, x, width, context)
         log_p = jnp.where(ok, log_p, log_q)
-        unresolved_rows = np.flatnonzero(~np.asarray(ok).all(axis=1))
-        _warn_saturated(flow, params, x[unresolved_rows], None if context is None
-                        else context[unresolved_rows], slice(None), "log_prob_discrete")
+        _warn(saturated & ~jnp.all(ok, axis=1), "log_prob_discrete")
     return jnp.sum(log_p, axis=1)
 
 
@@ -611,8 +607,8 @@ def log_prob_censored(
     context = check_context(context, flow.context_dim, lo.shape[0], "context")
     exact = bool(observed[:, :-1].all())
     if exact:  # one particle: its weight does not depend on the draw
-        x, log_w = _particles_compiled(flow, params, jax.random.key(0), lo, hi, context, 1)
-        _warn_saturated(flow, params, x[:, 0], context, slice(None), "log_prob_censored")
+        _, log_w, sat = _particles_compiled(flow, params, jax.random.key(0), lo, hi, context, 1)
+        _warn(jnp.any(sat, axis=1), "log_prob_censored")
         log_p = jnp.asarray(log_w[:, 0])
         return CensoredLogProb(log_p, jnp.zeros_like(log_p))
     if key is None:
@@ -624,8 +620,8 @@ def log_prob_censored(
         )
     check_key(key, "key")
     num = check_positive_int(num_samples, "num_samples", minimum=2)
-    x, log_w = _particles_compiled(flow, params, key, lo, hi, context, num)
-    _warn_saturated(flow, params, x[:, 0], context, slice(None), "log_prob_censored")
+    _, log_w, sat = _particles_compiled(flow, params, key, lo, hi, context, num)
+    _warn(jnp.any(sat, axis=1), "log_prob_censored")
     log_p, se = _log_mean_weight(log_w)
     return CensoredLogProb(jnp.asarray(log_p, lo.dtype), jnp.asarray(se, lo.dtype))
 
@@ -675,8 +671,9 @@ def impute(
     # exact iff no observed entry follows a missing one in any row
     exact = not bool((np.cumsum(m, axis=1) > 0)[~m].any())
     k1, k2 = jax.random.split(key)
-    x, log_w = _particles_compiled(flow, params, k1, lo, hi, context, n if exact else proposals)
-    _warn_saturated(flow, params, x[:, 0], context, slice(None), "impute")
+    x, log_w, sat = _particles_compiled(flow, params, k1, lo, hi, context,
+                                        n if exact else proposals)
+    _warn(jnp.any(sat, axis=1), "impute")
     if not exact:  # sampling-importance-resampling
         x = jnp.take_along_axis(x, _resample(k2, log_w, n)[:, :, None], axis=1)
     return jnp.swapaxes(x, 0, 1)
@@ -693,4 +690,6 @@ def importance_particles(flow, params, key, lower, upper, num: int, context=None
     lo, hi, _ = _check_bounds(flow, lower, upper)
     num = check_positive_int(num, "num")
     context = check_context(context, flow.context_dim, lo.shape[0], "context")
-    return _particles_compiled(flow, params, key, lo, hi, context, num)
+    x, log_w, sat = _particles_compiled(flow, params, key, lo, hi, context, num)
+    _warn(jnp.any(sat, axis=1), "importance_particles")
+    return x, log_w

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from contract import cast, perturbed_params
+from contract import cast
 from scipy import stats
 from scipy.integrate import simpson
 
@@ -19,6 +19,14 @@ def _data(n, d, seed=0):
     rng = np.random.default_rng(seed)
     mix = np.triu(rng.normal(size=(d, d)) * 0.6) + np.eye(d)
     return rng.normal(size=(n, d)) @ mix * np.arange(1, d + 1) + 2.0
+
+
+def _perturbed(flow, scale, dtype=np.float64):
+    """Fresh params plus noise (NumPy: no compilation), away from the identity init."""
+    rng = np.random.default_rng(0)
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(np.asarray(a, dtype) + scale * rng.normal(size=a.shape)),
+        flow.init(KEY))
 
 
 def _conditional(mean, cov, i, given, rows):
@@ -106,13 +114,22 @@ def test_gaussian_imputed_suffix_is_exact_ancestral_sampling(gaussian):
     assert stats.kstest(pooled.ravel(), "norm").pvalue > 1e-3
 
 
+def _log_density(flow, params, pts, chunk=4096):
+    """``flow.log_prob`` in chunks of one shape (one compilation for every test here)."""
+    n = len(pts)
+    pad = np.zeros((-n % chunk, pts.shape[1]), pts.dtype)
+    full = np.concatenate([pts, pad])
+    return np.concatenate([np.asarray(flow.log_prob(params, full[i:i + chunk]))
+                           for i in range(0, len(full), chunk)])[:n]
+
+
 @pytest.fixture(scope="module")
 def small_nits():
     """A 2-D NITS in float64 with perturbed (non-identity) params."""
     with jax.enable_x64(True):
         x = _data(200, 2, seed=1)
         flow = nits(2, arch=(4,), hidden=8, blocks=1)
-        params = flow.data_init(cast(perturbed_params(flow, KEY, 0.5), jnp.float64), x)
+        params = flow.data_init(_perturbed(flow, 0.5), x)
     return flow, params, x
 
 
@@ -133,7 +150,7 @@ def test_nits_cdf_and_marginal_against_numerical_integration(small_nits):
         marg, p0 = marg[:3], np.exp(marg[3:].reshape(len(grids), m))
         x1 = np.concatenate([np.r_[grids[0], grids[2 + 2 * r]] for r in range(3)])
         pts = np.stack([np.repeat(rows[:, 0], 2 * m), x1], axis=1)
-        joint = np.exp(np.asarray(flow.log_prob(params, pts))).reshape(3, 2, m)
+        joint = np.exp(_log_density(flow, params, pts)).reshape(3, 2, m)
     np.testing.assert_allclose(simpson(p0[0], x=grids[0]), 1.0, atol=1e-8)
     for r in range(3):
         total = simpson(joint[r, 0], x=grids[0])
@@ -145,34 +162,23 @@ def test_nits_cdf_and_marginal_against_numerical_integration(small_nits):
 
 
 @pytest.mark.filterwarnings("ignore:log_prob_discrete")  # the grid reaches the far tails
-def test_nits_discrete_probabilities_sum_to_one(small_nits):
-    flow, params, x = small_nits
-    a = np.arange(-25.0, 35.0)  # unit bins, ~10 sd either side
-    grid = np.stack(np.meshgrid(a, a, indexing="ij"), -1).reshape(-1, 2)
-    with jax.enable_x64(True):
-        total = np.exp(np.asarray(flow.log_prob_discrete(params, grid))).sum()
-    np.testing.assert_allclose(total, 1.0, atol=1e-9)
-
-
-@pytest.mark.slow
-def test_nits_quantile_and_narrow_bins_in_the_tails(small_nits):
-    """``quantile`` inverts ``cdf``; bins of width 1e-4 match the density times the area,
-    also in the tails where float64 no longer resolves the CDF difference and the
-    Gauss-Legendre fallback answers; beyond, where the CDF itself rounds to 0 or 1, a
-    warning names the rows (the documented tail limit)."""
+def test_nits_discrete_probabilities_sum_to_one_and_narrow_bins_match_the_density(small_nits):
+    """Unit bins on a 60 x 60 grid (~10 sd either side) sum to 1. Bins of width 1e-4
+    match the density times the area, also where float64 no longer resolves the CDF
+    difference (bin probabilities below 1.5e-8) and the Gauss-Legendre fallback answers;
+    checked down to densities of e^-25, short of where the CDF itself rounds to 0 or 1
+    (the documented tail limit)."""
     flow, params, x = small_nits
     a = np.arange(-25.0, 35.0)
     grid = np.stack(np.meshgrid(a, a, indexing="ij"), -1).reshape(-1, 2)
     with jax.enable_x64(True):
-        u = np.asarray(flow.cdf(params, x[:5]))
-        np.testing.assert_allclose(flow.quantile(params, u), x[:5], atol=1e-8)
-        with pytest.warns(RuntimeWarning, match=r"log_prob_discrete: in \d+ row\(s\)"):
-            narrow = np.asarray(flow.log_prob_discrete(params, grid, bin_width=1e-4))
-        want = np.asarray(flow.log_prob(params, grid)) + 2 * np.log(1e-4)
-        u = np.asarray(flow.cdf(params, grid))
-    resolved = np.all((u > 0) & (u < 1), axis=1)
-    assert want[resolved].min() < -60  # bin probabilities far below float64's resolution
-    np.testing.assert_allclose(narrow[resolved], want[resolved], atol=1e-5)
+        total = np.exp(np.asarray(flow.log_prob_discrete(params, grid))).sum()
+        narrow = np.asarray(flow.log_prob_discrete(params, grid, bin_width=1e-4))
+        log_f = _log_density(flow, params, grid)
+    np.testing.assert_allclose(total, 1.0, atol=1e-9)
+    check = log_f > -25
+    assert np.sum(check & (log_f < np.log(1.5e-8 / 1e-4) - 2)) > 10  # fallback rows
+    np.testing.assert_allclose(narrow[check], log_f[check] + 2 * np.log(1e-4), atol=1e-5)
 
 
 def test_maf_discrete_is_stable_in_the_gaussian_tails(gaussian):
@@ -222,3 +228,45 @@ def test_which_flows_qualify_and_bad_input_errors(gaussian):
         flow.log_prob_discrete(params, x, bin_width=0.0)
     with pytest.raises(ValueError, match=r"numbers >= 0 \(0: a continuous coordinate\)"):
         flow.log_prob_discrete(params, x, bin_width=[1.0, -1.0, 1.0])
+
+
+def test_conditional_flow_takes_a_context_everywhere():
+    flow = maf(2, layers=1, hidden=(8,), context_dim=1)
+    params = _perturbed(flow, 0.3, np.float32)
+    x = np.array([[0.3, -1.0], [1.5, 0.2], [-0.4, 2.0]], np.float32)
+    c = np.array([[0.0], [1.0], [-2.0]], np.float32)
+    u = flow.cdf(params, x, c)
+    np.testing.assert_allclose(flow.quantile(params, u, c), x, atol=1e-4)
+    with pytest.raises(ValueError, match="context: this flow is conditional"):
+        flow.cdf(params, x)
+
+
+@pytest.mark.slow
+def test_nits_censored_and_imputed_against_numerical_integration(small_nits):
+    """2-D NITS: x_0 censored with x_1 observed (importance sampling) and x_0 imputed
+    given x_1 (resampling), against Simpson's rule on the joint (the exact path, last
+    coordinate censored, is the same code as for the Gaussian MAF above)."""
+    flow, params, x = small_nits
+    rows = x[:3]
+    lo_end, hi_end, m = -40.0, 50.0, 2001
+    grids, pts = [], []
+    for a, b in rows:  # per row: x_0 on the whole line and on (a - 1, inf), given b
+        g = [np.linspace(lo_end, hi_end, m), np.linspace(a - 1.0, hi_end, m)]
+        grids.append(g)
+        pts += [np.stack([g[0], np.full(m, b)], 1), np.stack([g[1], np.full(m, b)], 1)]
+    with jax.enable_x64(True):
+        dens = np.exp(_log_density(flow, params, np.concatenate(pts))).reshape(3, 2, m)
+        lo, hi = rows.copy(), rows.copy()
+        lo[:, 0], hi[:, 0] = rows[:, 0] - 1.0, np.inf
+        first = flow.log_prob_censored(params, lo, hi, key=KEY, num_samples=500)
+        mask = np.array([[True, False]] * 3)
+        draws = np.asarray(flow.impute(params, KEY, rows, mask, 500, proposals=500))
+    for r in range(3):
+        g, f = grids[r], dens[r]
+        want = np.log(simpson(f[1], x=g[1]))
+        se = float(first.stderr[r])
+        assert 0 < se < 0.1 and abs(float(first.log_prob[r]) - want) < 4 * se + 1e-6
+        total = simpson(f[0], x=g[0])
+        mean = simpson(g[0] * f[0], x=g[0]) / total
+        sd = np.sqrt(simpson((g[0] - mean) ** 2 * f[0], x=g[0]) / total)
+        assert abs(draws[:, r, 0].mean() - mean) < 5 * sd / np.sqrt(500) + 0.05 * sd
