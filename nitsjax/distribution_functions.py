@@ -589,7 +589,8 @@ def _check_bounds(flow, lower, upper):
                 f"lower, upper: {what} at row {i}, coordinate {j} (lower={a[i, j]}, "
                 f"upper={b[i, j]}); {fix}"
             )
-    return jnp.asarray(lo), jnp.asarray(hi, lo.dtype), a == b
+    lo = jnp.asarray(lo)
+    return lo, jnp.asarray(hi, lo.dtype), a == b
 
 
 def log_prob_censored(

@@ -241,7 +241,7 @@ def test_conditional_flow_takes_a_context_everywhere():
         flow.cdf(params, x)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~10 s: the NITS particle sampler compiled
 def test_nits_censored_and_imputed_against_numerical_integration(small_nits):
     """2-D NITS: x_0 censored with x_1 observed (importance sampling) and x_0 imputed
     given x_1 (resampling), against Simpson's rule on the joint (the exact path, last
@@ -270,3 +270,20 @@ def test_nits_censored_and_imputed_against_numerical_integration(small_nits):
         mean = simpson(g[0] * f[0], x=g[0]) / total
         sd = np.sqrt(simpson((g[0] - mean) ** 2 * f[0], x=g[0]) / total)
         assert abs(draws[:, r, 0].mean() - mean) < 5 * sd / np.sqrt(500) + 0.05 * sd
+
+
+@pytest.mark.slow  # ~9 s: four flows compiled
+def test_one_layer_flows_are_triangular_in_the_data_order():
+    """For each qualifying constructor (perturbed params), F_i depends on x_<=i only, and
+    on x_i increasingly: changing the last coordinate moves only the last CDF."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    x2 = x.copy()
+    x2[:, 2] += 0.5
+    for flow in (iaf(3, layers=1, hidden=(4,)), realnvp(3, layers=1, hidden=(4,)),
+                 nsf(3, layers=1, hidden=(4,), linear=None),
+                 nsf(3, layers=1, hidden=(4,), linear=None, autoregressive=True)):
+        params = _perturbed(flow, 0.3, np.float32)
+        both = np.asarray(flow.cdf(params, np.concatenate([x, x2])))
+        np.testing.assert_array_equal(both[:8, :2], both[8:, :2])
+        assert np.all(both[8:, 2] > both[:8, 2]), flow.name
