@@ -62,8 +62,6 @@ def test_gaussian_cdf_quantile_marginal_and_last_censored_are_the_closed_forms(g
         np.testing.assert_allclose(
             flow.marginal_log_prob(params, x[:, :2]),
             stats.multivariate_normal(m[:2], cov[:2, :2]).logpdf(x[:, :2]), atol=1e-10)
-        np.testing.assert_allclose(flow.marginal_log_prob(params, x), flow.log_prob(params, x),
-                                   atol=1e-10)
         lo, hi = x.copy(), x.copy()
         lo[:, 2], hi[:, 2] = x[:, 2] - 0.5, np.inf
         got = flow.log_prob_censored(params, lo, hi)
@@ -182,16 +180,15 @@ def test_nits_discrete_probabilities_sum_to_one_and_narrow_bins_match_the_densit
 
 
 def test_maf_discrete_is_stable_in_the_gaussian_tails(gaussian):
+    """A bin 40 sd out, where Phi rounds to 1: log(Phi(b) - Phi(a)) reflected into the
+    lower tail; the other coordinates continuous (width 0: their density)."""
     flow, params, x, m, cov = gaussian
     with jax.enable_x64(True):
-        far = x + np.array([[40.0, 0.0, 0.0]]) * np.sqrt(cov[0, 0])  # Phi rounds to 1
-        got = np.asarray(flow.log_prob_discrete(params, far, bin_width=1e-3))
-        want = np.asarray(flow.log_prob(params, far)) + 3 * np.log(1e-3)
-        # width 0: a continuous coordinate (its density), here all but the first
-        mixed = np.asarray(flow.log_prob_discrete(params, far, bin_width=[1e-3, 0.0, 0.0]))
-    assert np.all(np.isfinite(got))
+        far = x + np.array([[40.0, 0.0, 0.0]]) * np.sqrt(cov[0, 0])
+        got = np.asarray(flow.log_prob_discrete(params, far, bin_width=[1e-3, 0.0, 0.0]))
+        want = np.asarray(flow.log_prob(params, far)) + np.log(1e-3)
+    assert np.all(np.isfinite(got)) and np.all(want < -700)
     np.testing.assert_allclose(got, want, atol=1e-3)
-    np.testing.assert_allclose(mixed, want - 2 * np.log(1e-3), atol=1e-3)
 
 
 def test_which_flows_qualify_and_bad_input_errors(gaussian):
