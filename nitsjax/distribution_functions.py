@@ -32,22 +32,21 @@ What each function costs and how exact it is:
   difference is not resolved by the floating-point format (N(0, I) base: a latent
   difference below ``2^12`` ulps; uniform base, NITS: a CDF difference below
   ``sqrt(eps)``, 3.5e-4 in float32, 1.5e-8 in float64), the bin probability is instead
-  the 8-node Gauss-Legendre rule
-  of the exact conditional density over the bin, in log space (accurate for a density
-  smooth on the scale of the bin; see the tail limit below).
+  the 8-node Gauss-Legendre rule of the exact conditional density over the bin, in log
+  space (accurate for a density smooth on the scale of the bin; see the tail limit).
 - ``log_prob_censored`` and ``impute`` use the model's own conditionals sequentially
   (the GHK simulator; Geweke 1991, Keane 1994): coordinates in data order, an observed
   one contributes ``f_i(x_i | x_<i)``, a censored one ``F_i(b_i | x_<i) - F_i(a_i |
   x_<i)`` and is then drawn from its conditional truncated to ``(a_i, b_i]`` (a missing
   one: ``(-inf, inf)``, factor 1). The product of the factors is an unbiased estimate of
   ``P(lower < X <= upper)`` (observed coordinates as densities); it is deterministic,
-  hence exact, when only the last coordinate is censored. With several censored
+  hence exact, when no coordinate before the last is censored. With several censored
   coordinates the probability of the box needs an integral over the earlier ones (even
   when they all come last), so it is estimated with ``num_samples`` particles and a
   standard error (delta method on the log of the mean). ``impute`` draws the missing
   entries exactly (ancestral sampling) when they form a suffix of each row; otherwise it
   resamples ``proposals`` particles by their weights (sampling-importance-resampling,
-  consistent as ``proposals`` grows). Each particle costs ``d`` forward passes, ``d``
+  consistent as ``proposals`` grows). Each particle costs ``2 d`` forward passes, ``d``
   JVPs and ``d`` inverses (``O(d^2)`` network passes for a MADE-based inverse).
 
 Tail limit (uniform base, i.e. NITS): a per-coordinate density is the derivative of the
