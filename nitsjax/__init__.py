@@ -6,6 +6,7 @@ matplotlib); the command line and its configs are ``nitsjax.cli`` (the ``cli`` e
 from nitsjax import (
     bijectors,
     data,
+    distribution_functions,
     distributions,
     flows,
     interop,
@@ -20,6 +21,7 @@ from nitsjax.train import FitDiverged, FitInterrupted, History, fit
 
 __version__ = "0.1.0"
 __all__ = [
-    "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data", "distributions",
+    "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
+    "distribution_functions", "distributions",
     "fit", "flows", "interop", "nn", "registry", "results", "root_finding", "train",
 ]

@@ -202,6 +202,59 @@ class Flow:
         context = self._broadcast_context(context, n)
         return _sample_compiled(self, params, key, n, context)
 
+    # ------------------------------------------- distribution functions (triangular flows)
+    # nitsjax.distribution_functions holds the maths, costs and exactness of each.
+    @property
+    def is_triangular(self) -> bool:
+        """Whether the flow's map is triangular in the data order with a factorised base,
+        so the distribution functions below are available: ``nits(...)`` without
+        ``rotate=True``; ``maf``, ``iaf``, ``realnvp``, ``nsf`` with ``layers=1`` and
+        ``linear=None``. The others raise ``ValueError`` saying so."""
+        from nitsjax import distribution_functions as df
+
+        return df.is_triangular(self)
+
+    def cdf(self, params, x, context=None) -> Array:
+        """Conditional CDFs ``F_i(x_i | x_<i)`` of ``x`` (n, dim) -> (n, dim)."""
+        from nitsjax import distribution_functions as df
+
+        return df.cdf(self, params, x, context)
+
+    def quantile(self, params, u, context=None) -> Array:
+        """Rows ``x`` (n, dim) with ``cdf(x) = u``, ``u`` (n, dim) in (0, 1)."""
+        from nitsjax import distribution_functions as df
+
+        return df.quantile(self, params, u, context)
+
+    def marginal_log_prob(self, params, x_prefix, context=None) -> Array:
+        """Exact log-density of the first ``k`` coordinates, ``x_prefix`` (n, k) -> (n,)."""
+        from nitsjax import distribution_functions as df
+
+        return df.marginal_log_prob(self, params, x_prefix, context)
+
+    def log_prob_censored(self, params, lower, upper, context=None, *, key=None,
+                          num_samples: int = 1000):
+        """``log P(lower < X <= upper)`` (``lower == upper``: observed) ->
+        ``CensoredLogProb(log_prob (n,), stderr (n,))``."""
+        from nitsjax import distribution_functions as df
+
+        return df.log_prob_censored(self, params, lower, upper, context, key=key,
+                                    num_samples=num_samples)
+
+    def impute(self, params, key, x, mask, n: int, context=None, *,
+               proposals: int = 1000) -> Array:
+        """``n`` draws of the entries of ``x`` (rows, dim) where ``mask`` is True, given
+        the others -> (n, rows, dim)."""
+        from nitsjax import distribution_functions as df
+
+        return df.impute(self, params, key, x, mask, n, context, proposals=proposals)
+
+    def log_prob_discrete(self, params, x_int, bin_width=1.0, context=None) -> Array:
+        """``sum_i log(F_i(x_i + w/2 | x_<i) - F_i(x_i - w/2 | x_<i))`` -> (n,)."""
+        from nitsjax import distribution_functions as df
+
+        return df.log_prob_discrete(self, params, x_int, bin_width, context)
+
     def _broadcast_context(self, context, n):
         if self.context_dim is None:
             return check_context(context, None, n, "context")

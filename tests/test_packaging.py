@@ -20,8 +20,8 @@ OPTIONAL = ("sklearn", "h5py", "PIL", "pandas", "orbax")  # imported where neede
 CORE = sorted(
     [p for d in ("bijectors", "flows", "distributions", "nn", "train", "data")
      for p in (PKG / d).rglob("*.py")]
-    + [PKG / f for f in ("__init__.py", "flow.py", "registry.py", "results.py",
-                         "root_finding.py", "validation.py")]
+    + [PKG / f for f in ("__init__.py", "flow.py", "distribution_functions.py", "registry.py",
+                         "results.py", "root_finding.py", "validation.py")]
 )
 
 
