@@ -7,6 +7,7 @@ from nitsjax.bijectors.affine import (
     elementwise_affine,
     gated_affine_transformer,
 )
+from nitsjax.bijectors.anchored import anchored, trainable_mask
 from nitsjax.bijectors.autoregressive import masked_autoregressive
 from nitsjax.bijectors.base import (
     Bijector,
@@ -43,10 +44,11 @@ from nitsjax.bijectors.standardize import whiten
 elementwise = base.elementwise
 
 __all__ = [
-    "Bijector", "Transformer", "actnorm", "affine_transformer", "autoregressive_nits", "chain",
-    "coupling", "elementwise", "elementwise_affine", "gated_affine_transformer", "invert",
-    "logistic_squash", "logistic_transformer", "logit", "lu_linear", "masked_autoregressive",
-    "needs_data_init", "nits_bijector", "normal_cdf_transformer", "normal_squash", "permute",
-    "pnn_transformer", "random_permutation", "rational_quadratic_transformer", "reverse",
-    "rotation", "sigmoid", "stack", "support_from_data", "tanh", "tanh_transformer", "whiten",
+    "Bijector", "Transformer", "actnorm", "affine_transformer", "anchored",
+    "autoregressive_nits", "chain", "coupling", "elementwise", "elementwise_affine",
+    "gated_affine_transformer", "invert", "logistic_squash", "logistic_transformer", "logit",
+    "lu_linear", "masked_autoregressive", "needs_data_init", "nits_bijector",
+    "normal_cdf_transformer", "normal_squash", "permute", "pnn_transformer",
+    "random_permutation", "rational_quadratic_transformer", "reverse", "rotation", "sigmoid",
+    "stack", "support_from_data", "tanh", "tanh_transformer", "trainable_mask", "whiten",
 ]

@@ -8,6 +8,7 @@ from typing import Any, Hashable, Optional
 import numpy as np
 
 from nitsjax.bijectors.actnorm import actnorm as actnorm_layer
+from nitsjax.bijectors.anchored import anchored
 from nitsjax.bijectors.base import Bijector, chain
 from nitsjax.bijectors.linear import lu_linear
 from nitsjax.bijectors.permute import random_permutation, reverse
@@ -63,14 +64,16 @@ def flow_layer(core: Bijector, dim: int, actnorm: bool, linear) -> Bijector:
 
 
 def standardize_layer(dim: int, standardize) -> Optional[Bijector]:
-    """The data-side standardising layer of ``standardize`` (see ``STANDARDIZE``)."""
+    """The data-side standardising layer of ``standardize`` (see ``STANDARDIZE``): the
+    data-initialised statistics are a frozen anchor and training learns a correction in
+    standardised units (``nitsjax.bijectors.anchored``), so fits are affine equivariant."""
     check_standardize(standardize)
     if standardize == "whiten":
         from nitsjax.bijectors.standardize import whiten
 
-        return whiten(dim)
+        return anchored(whiten(dim))
     if standardize == "diagonal":
-        return actnorm_layer(dim)
+        return anchored(actnorm_layer(dim))
     return None
 
 

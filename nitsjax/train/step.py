@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nitsjax.bijectors.anchored import trainable_mask
 from nitsjax.train import sharding
 
 Array = jax.Array
@@ -64,6 +65,13 @@ def all_finite(tree) -> Array:
 def select(ok, new, old):
     """``new`` where ``ok`` else ``old``, leaf by leaf, in ``old``'s dtypes."""
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b).astype(b.dtype), new, old)
+
+
+def keep_frozen(params, new):
+    """``new``, except the leaves ``trainable_mask`` marks as constants: those of
+    ``params`` (a static choice, made while tracing)."""
+    return jax.tree_util.tree_map(lambda t, old, upd: upd if t else old,
+                                  trainable_mask(params), params, new)
 
 
 def ema_params(ema, decay):
@@ -124,7 +132,9 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
         k_step = jax.random.fold_in(k_dropout, step)
         value, grads = jax.value_and_grad(lambda p: loss(flow, p, xb, cb, k_step))(c.params)
         updates, opt_new = update(grads, c.opt_state, c.params)
-        new = optax.apply_updates(c.params, updates)
+        # data-initialised constants (``anchored``'s "frozen" params) never move, whatever
+        # the optimizer does (weight decay included)
+        new = keep_frozen(c.params, optax.apply_updates(c.params, updates))
         ok = jnp.isfinite(value) & all_finite(grads) & all_finite(new)
         params = select(ok, new, c.params)
         opt_state = select(ok, opt_new, c.opt_state)
