@@ -537,9 +537,8 @@ def log_prob_discrete(flow, params, x_int, bin_width=1.0, context=None) -> Array
 
     ``bin_width``: ``w``, a number or one per coordinate (dim,); a width of 0 marks a
     continuous coordinate, whose term is then its log-density ``log f_i(x_i | x_<i)``
-    (mixed discrete and continuous columns). Data dequantised as ``x + u w`` with
-    ``u ~ U[0, 1)`` (``nj.fit``'s rule) have the bins ``[x, x + w)``: pass
-    ``x + w / 2``."""
+    (mixed discrete and continuous columns). The bins ``[x - w/2, x + w/2)`` are those of
+    ``nj.fit``'s dequantisation ``x + (u - 1/2) w``: pass the grid values themselves."""
     structure(flow)
     a = np.asarray(x_int)
     if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):

@@ -22,11 +22,16 @@ def _data(n, d, seed=0):
 
 
 def _perturbed(flow, scale, dtype=np.float64):
-    """Fresh params plus noise (NumPy: no compilation), away from the identity init."""
+    """Fresh params plus noise (NumPy: no compilation), away from the identity init; the
+    standardising layer is left fresh, for ``data_init`` to set."""
     rng = np.random.default_rng(0)
-    return jax.tree_util.tree_map(
-        lambda a: jnp.asarray(np.asarray(a, dtype) + scale * rng.normal(size=a.shape)),
-        flow.init(KEY))
+    fresh = flow.init(KEY)
+    params = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(np.asarray(a, dtype) + scale * rng.normal(size=a.shape)), fresh)
+    if "standardize" in params["bijector"]:
+        params["bijector"]["standardize"] = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, dtype), fresh["bijector"]["standardize"])
+    return params
 
 
 def _conditional(mean, cov, i, given, rows):

@@ -31,7 +31,7 @@ def log_likelihoods(flow, params, x, batch_size: int = 4096) -> np.ndarray:
 def discrete_log_likelihoods(flow, params, x, dequantized, batch_size: int = 4096):
     """Per-row log-likelihoods as ``fit`` reports them: when ``fit`` dequantised lattice
     columns (``history.dequantized = {column: step}``), the bound on the discrete data's
-    log-probability ``log p(x + u * step) + sum_j log step_j`` with ``fit``'s fixed noise
+    log-probability ``log p(x + (u - 1/2) * step) + sum_j log step_j`` with ``fit``'s fixed noise
     draw (``nitsjax.train.dequantize``); the plain log-density otherwise."""
     if not dequantized:
         return log_likelihoods(flow, params, x, batch_size)

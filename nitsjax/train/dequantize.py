@@ -2,11 +2,13 @@
 
 A column whose values lie on a grid ``a + k * s`` has a probability mass function, not a
 density: a continuous model can put unbounded density on the grid points. ``fit`` trains
-instead on ``x + u * s`` with ``u ~ U[0, 1)`` drawn afresh every step, on device, for each
-lattice column (Uria et al., NeurIPS 2013; Theis et al., ICLR 2016). For the discrete
-data this gives the variational bound
+instead on ``x + (u - 1/2) * s`` with ``u ~ U[0, 1)`` drawn afresh every step, on device,
+for each lattice column (Uria et al., NeurIPS 2013; Theis et al., ICLR 2016): the bin of
+``x`` is ``[x - s/2, x + s/2)``, centred on the grid point, as in
+``flow.log_prob_discrete`` and the discretised image likelihoods. For the discrete data
+this gives the variational bound
 
-    -log P(x) <= E_u[-log p(x + u * s)] - sum_j log s_j,
+    -log P(x) <= E_u[-log p(x + (u - 1/2) * s)] - sum_j log s_j,
 
 and every NLL ``fit`` reports (train, validation, Gaussian floor) is this bound: the
 continuous NLL minus ``sum_j log s_j``. Validation uses one fixed noise draw, so that
@@ -58,8 +60,9 @@ def log_volume(steps: np.ndarray | None) -> float:
 
 
 def with_fixed_noise(x: np.ndarray, steps: np.ndarray | None, seed: int = NOISE_SEED):
-    """``x + u * steps`` with one fixed draw of ``u ~ U[0, 1)`` (``x`` without steps)."""
+    """``x + (u - 1/2) * steps`` with one fixed draw of ``u ~ U[0, 1)`` (``x`` without
+    steps)."""
     if steps is None:
         return x
     u = np.random.default_rng(seed).random(x.shape)
-    return (np.asarray(x, np.float64) + u * steps).astype(np.asarray(x).dtype)
+    return (np.asarray(x, np.float64) + (u - 0.5) * steps).astype(np.asarray(x).dtype)

@@ -292,10 +292,10 @@ def fit(
       dequantize: integer-valued (lattice) columns. ``"auto"`` (default): the columns
         ``nitsjax.data.columns.lattice_steps`` finds in the training split; ``True``: the
         same, an error if there is none; an array ``(dim,)``: these steps (0: none);
-        ``False``: off. Each training step adds fresh uniform noise ``u * step``,
-        ``u ~ U[0, 1)``, to those columns; validation uses one fixed draw. Every NLL
+        ``False``: off. Each training step adds fresh uniform noise
+        ``(u - 1/2) * step``, ``u ~ U[0, 1)``, to those columns (bins centred on the grid); validation uses one fixed draw. Every NLL
         reported (train, validation, Gaussian floor) is then the variational bound on the
-        discrete data, ``-log P(x) <= -log p(x + u * step) - sum_j log step_j``
+        discrete data, ``-log P(x) <= -log p(x + (u - 1/2) * step) - sum_j log step_j``
         (``history.dequantized`` = ``{column: step}``).
 
     Returns:

@@ -6,7 +6,7 @@ the validation NLL, and the EMA of the params.
   (``B = n // batch_size`` batches per epoch; the ragged remainder of each shuffled epoch
   is dropped), so shapes are static and nothing meets the host inside a period.
 * With lattice steps (dequantisation, ``nitsjax.train.dequantize``) each minibatch gets
-  fresh uniform noise ``u * step`` from the step's key, on device.
+  fresh uniform noise ``(u - 1/2) * step`` from the step's key, on device.
 * A step whose loss, gradient or updated params are not all finite is skipped: params,
   optimiser state and EMA keep their values, and the skip is counted (in total and as the
   current run of consecutive skips, for ``FitDiverged``). ``optax.apply_if_finite`` is
@@ -128,7 +128,7 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
         xb, cb = take(x, idx), take(ctx, idx)
         if lattice is not None:
             u = jax.random.uniform(jax.random.fold_in(k_noise, step), xb.shape, xb.dtype)
-            xb = xb + u * lattice.astype(xb.dtype)
+            xb = xb + (u - 0.5) * lattice.astype(xb.dtype)  # bins centred on the grid
         k_step = jax.random.fold_in(k_dropout, step)
         value, grads = jax.value_and_grad(lambda p: loss(flow, p, xb, cb, k_step))(c.params)
         updates, opt_new = update(grads, c.opt_state, c.params)
