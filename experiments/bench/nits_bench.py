@@ -241,21 +241,26 @@ def _train_data(task: dict):
     return batches(x, n, steps, seed=0), (lo - margin, hi + margin)
 
 
-def _time_steps(run_step, xb, task) -> tuple[float, list]:
+def _time_steps(run_step, xb, task) -> tuple[float, list, float]:
     """Median seconds per step over ``repeats`` blocks of ``steps`` steps (each step timed
-    on its own, the result waited for), after ``warmup`` untimed steps."""
+    on its own, the result waited for), after ``warmup`` untimed steps; also the median
+    CPU seconds per step of the process (all threads), which load inflates less."""
+    import time
+
     w = task["warmup"]
     for i in range(w):
         run_step(xb[i])
-    per_block = []
+    per_block, cpu = [], []
     for r in range(task["repeats"]):
         times = []
         for i in range(task["steps"]):
+            c0 = time.process_time()
             with Timer() as t:
                 run_step(xb[w + r * task["steps"] + i])
+            cpu.append(time.process_time() - c0)
             times.append(t.s)
         per_block.append(median(times))
-    return median(per_block), per_block
+    return median(per_block), per_block, median(cpu)
 
 
 def nits_train_task(task: dict) -> dict:
@@ -313,7 +318,7 @@ def _nitsjax_train(task: dict) -> dict:
     with Timer() as t_first:
         run_step(xb[0])
     with _RssPeak() as rss:
-        sec, blocks_s = _time_steps(run_step, xb, task)
+        sec, blocks_s, cpu_s = _time_steps(run_step, xb, task)
 
     # the pieces: the conditioner alone and the PNN alone, forward + backward each
     made_params = holder["p"]["bijector"]["nits"]["made"]
@@ -339,7 +344,8 @@ def _nitsjax_train(task: dict) -> dict:
     return {"steps_per_s": 1.0 / sec, "step_ms_blocks": [1e3 * s for s in blocks_s],
             "compile_s": t_compile.s, "first_step_s": t_first.s, "flops_per_step": flops,
             "gflops": flops / sec / 1e9, "cond_ms": 1e3 * cond_s, "pnn_ms": 1e3 * pnn_s,
-            "step_ms": 1e3 * sec, "rss_step_mb": rss.mb, "xla_step_mb": xla_mb,
+            "step_ms": 1e3 * sec, "step_cpu_ms": 1e3 * cpu_s, "rss_step_mb": rss.mb,
+            "xla_step_mb": xla_mb,
             "loss": float(_last_loss(compiled, holder, xb)),
             "versions": {"jax": jax.__version__}}
 
@@ -385,6 +391,8 @@ def _original_train(task: dict) -> dict:
 
     torch.manual_seed(0)
     torch.set_default_dtype(torch.float32)
+    if task.get("torch_threads"):
+        torch.set_num_threads(int(task["torch_threads"]))
     d, hidden, blocks = task["dim"], task["hidden"], task["blocks"]
     xb, (lo, hi) = _train_data(task)
     arch = [d] + list(task.get("arch", (16, 16))) + [1]
@@ -409,7 +417,7 @@ def _original_train(task: dict) -> dict:
     with Timer() as t_first:
         run_step(xb[0])
     with _RssPeak() as rss:
-        sec, blocks_s = _time_steps(run_step, xb, task)
+        sec, blocks_s, cpu_s = _time_steps(run_step, xb, task)
 
     x0 = torch.from_numpy(xb[0])
     mlp = model.mlp
@@ -427,6 +435,7 @@ def _original_train(task: dict) -> dict:
 
     return {"steps_per_s": 1.0 / sec, "step_ms_blocks": [1e3 * s for s in blocks_s],
             "compile_s": 0.0, "first_step_s": t_first.s, "step_ms": 1e3 * sec,
+            "step_cpu_ms": 1e3 * cpu_s,
             "cond_ms": 1e3 * _time_torch(cond_step, task["steps"]),
             "pnn_ms": 1e3 * _time_torch(pnn_step, task["steps"]), "rss_step_mb": rss.mb,
             "loss": last["loss"], "threads": torch.get_num_threads(),
