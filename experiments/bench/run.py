@@ -45,7 +45,7 @@ FULL = dict(data=["synth6", "magic04", "synth21", "synth63"], flows=list(FLOWS),
             wall_steps=200, steady_steps=200, repeats=3, lp_n=16384, sample_n=4096,
             depths=[4, 8, 16], depth_steps=10, nits_dims=[6, 21], nits_hidden=[128, 1024],
             nits_batches=[64, 1024], nits_repeats=3, nits_train_hidden=[128, 512, 1024],
-            nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=3)
+            nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=2)
 # flows measured on the larger synthetic sets in the full mode (the others on synth6/magic04)
 WIDE_FLOWS = ("maf", "maf_rqs")
 
