@@ -44,7 +44,8 @@ QUICK = dict(data=["synth6"], flows=["maf", "maf_rqs"], wall_steps=40, steady_st
 FULL = dict(data=["synth6", "magic04", "synth21", "synth63"], flows=list(FLOWS),
             wall_steps=200, steady_steps=200, repeats=3, lp_n=16384, sample_n=4096,
             depths=[4, 8, 16], depth_steps=10, nits_dims=[6, 21], nits_hidden=[128, 1024],
-            nits_batches=[64, 1024], nits_repeats=3, nits_train_hidden=[128, 512, 1024],
+            nits_batches=[64, 1024], nits_repeats=3, nits_image=(784, 64, 1, [8], 64),
+            nits_train_hidden=[128, 512, 1024],
             nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=2)
 # flows measured on the larger synthetic sets in the full mode (the others on synth6/magic04)
 WIDE_FLOWS = ("maf", "maf_rqs")
@@ -166,6 +167,17 @@ def section_nits(cfg, args, log):
                     log(f"nits d={d} hidden={h} batch={n} {lib}")
                     row["results"][lib] = run_worker(task, args.python, args.timeout)
                 out.append(row)
+    if cfg.get("nits_image"):
+        # batched image sampling, stand-in until an image NITS flow exists: a tabular NITS
+        # over the 784 pixels of a 28x28 image sampled pixel by pixel in one compiled loop
+        d, h, blocks, arch, n = cfg["nits_image"]
+        row = {"dim": d, "hidden": h, "batch": n, "results": {}, "arch": arch,
+               "blocks": blocks}
+        task = {"kind": "nits", "lib": "nitsjax", "dim": d, "hidden": h, "blocks": blocks,
+                "arch": arch, "batch": n, "repeats": cfg["nits_repeats"]}
+        log(f"nits image stand-in d={d} hidden={h} batch={n}")
+        row["results"]["nitsjax"] = run_worker(task, args.python, args.timeout)
+        out.append(row)
     return out
 
 
@@ -272,7 +284,7 @@ def print_tables(report, args, peak):
 
     nits_rows = report.get("nits")
     if nits_rows:
-        p("## NITS sampling (PNN [1,16,16,1], residual MADE with 4 blocks)\n")
+        p("## NITS sampling (PNN [1,16,16,1], residual MADE with 4 blocks, unless noted)\n")
         p("| d | hidden | batch | library | samples/s | compile, s | solver | iterations "
           "mean / max | max CDF residual |")
         p("|---|---|---|---|---|---|---|---|---|")
@@ -286,6 +298,8 @@ def print_tables(report, args, peak):
                 sps = fmt(r.get("samples_per_s")) + ("" if lib == "nitsjax" else ratio(
                     ours.get("samples_per_s"), r.get("samples_per_s")))
                 its = f"{fmt(r.get('iters_mean'))} / {fmt(r.get('iters_max'))}"
+                if "arch" in row:
+                    lib = f"{lib} (PNN {row['arch']}, {row['blocks']} block)"
                 p(f"| {row['dim']} | {row['hidden']} | {row['batch']} | {lib} | {sps} | "
                   f"{fmt(r.get('compile_s'))} | {r.get('solver', '-')} | {its} | "
                   f"{fmt(r.get('residual_max'))} |")
