@@ -20,11 +20,19 @@ For ``hidden = (K,)`` and ``c = 0``, ``F`` is exactly the CDF of a mixture of ``
 logistics (locations ``b``, scales ``1/A``, weights ``w``) truncated to the interval;
 with ``c > 0`` it is that mixture plus a uniform component.
 
-The density is an analytic forward-mode derivative carried in log space: ``log dh/dt``
-through each layer with ``log sigmoid'(z) = -|z| - 2 log1p(exp(-|z|))`` and max-shifted
-log-matrix-vector products over the positive weights, so it does not underflow in float32
-in the tails (a sigmoid 1000 units into saturation still has a finite log-slope). The
-denominator is at least ``c``, so the normalisation is well conditioned.
+The density is an analytic forward-mode derivative carried with a log scale:
+``dh/dt = exp(m) v`` with ``max(v) = 1`` per layer, ``log sigmoid'(z) = -|z| - 2
+log1p(exp(-|z|))`` and the products with the positive weights in linear space on the
+scaled ``v``, so it does not underflow in float32 in the tails (a sigmoid 1000 units into
+saturation still has a finite log-slope). The denominator is at least ``c``, so the
+normalisation is well conditioned.
+
+Training speed: ``cdf_and_log_pdf`` evaluates ``G`` at ``t``, 0 and 1 and the slope in one
+pass (one product of each weight matrix with four vectors) and carries a hand-written JVP
+rule: one explicit backward sweep gives ``dF/dtheta``, ``dlog f/dtheta`` and the ``t``
+derivatives, the slope path back-propagated as scale-free softmax-like weights. Reverse
+mode then costs a few elementwise products with the per-row weights instead of autodiff
+through the log-space forward derivative (about 4x less work for ``[1, 16, 16, 1]``).
 
 A data interval ``[A, B]`` maps to the canonical one by ``t = (x - A) / (B - A)``.
 ``pnn_transformer`` packages this as a ``Transformer`` for autoregressive and coupling
@@ -82,8 +90,10 @@ def num_params(hidden: Sequence[int]) -> int:
 
 class PNNLayer(NamedTuple):
     """One hidden layer, constrained and pre-computed for repeated evaluation:
-    ``z = a @ h - shift`` with ``shift = b * mean(a, axis=1)``; for the log-space
-    derivative, ``a = exp(row_max)[:, None] * a_rel`` with ``max(a_rel) = 1`` per row."""
+    ``z = a @ h - shift`` with ``shift = b * mean(a, axis=1)``; also
+    ``a = exp(row_max)[:, None] * a_rel`` with ``max(a_rel) = 1`` per row (for callers
+    working in log space; the evaluation here does not need them, and under ``jit`` they
+    are not computed unless used)."""
 
     a: Array  # (out, in)
     shift: Array  # (out,)
