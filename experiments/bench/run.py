@@ -78,6 +78,9 @@ def parse(argv):
                    help="comma list of MADE widths for the NITS training table")
     p.add_argument("--nits-train-batches", default=None,
                    help="comma list of batch sizes for the NITS training table")
+    p.add_argument("--nitsjax-before", default=None,
+                   help="path of another nitsjax checkout to add to the NITS training table "
+                        "(e.g. the main branch before a change), measured in the same run")
     p.add_argument("--nits-torch-threads", default="1",
                    help="comma list of torch thread counts for the original in the NITS "
                         "training table (each measured; the table quotes the fastest)")
@@ -186,6 +189,8 @@ def section_nits_train(cfg, args, log):
     configuration (alternating which goes first), ``nits_train_repeats`` times each."""
     out = []
     runs = [("nitsjax", None)]
+    if args.nitsjax_before:
+        runs.append(("nitsjax-before", None))
     if args.nits_original:
         runs += [("nits-original", int(k)) for k in args.nits_torch_threads.split(",")]
     for h in cfg["nits_train_hidden"]:
@@ -196,9 +201,11 @@ def section_nits_train(cfg, args, log):
                         "batch": n, "warmup": 3, "steps": cfg["nits_train_steps"],
                         "repeats": cfg["nits_train_repeats"], "torch_threads": threads,
                         "nits_original": args.nits_original}
+                if lib == "nitsjax-before":
+                    task.update(lib="nitsjax", nitsjax_path=args.nitsjax_before)
                 log(f"nits train hidden={h} batch={n} {lib} threads={threads}")
                 res = run_worker(task, args.python, args.timeout)
-                if lib == "nitsjax":
+                if lib.startswith("nitsjax"):
                     row["results"][lib] = res
                     continue
                 row["original_by_threads"][threads] = res
@@ -317,15 +324,17 @@ def print_nits_train(rows, peak):
     if peak:
         best = max(v for v in (peak.get("large"), peak.get("made")) if v)
     p("## NITS training (d=6, PNN [1,16,16,1], residual MADE with 4 blocks, bounded)\n")
-    p("| hidden | batch | original steps/s (threads) | nitsjax steps/s | CPU ms/step orig / "
+    p("| hidden | batch | original steps/s (threads) | nitsjax before steps/s "
+      "| nitsjax steps/s | CPU ms/step orig / "
       "nitsjax | original cond / PNN ms | nitsjax cond / PNN ms | nitsjax step / cond "
       "| nitsjax GFLOP/s (% peak) | compile s | step memory MiB orig / nitsjax (XLA plan) |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         o = row["results"].get("nits-original", {})
         j = row["results"].get("nitsjax", {})
+        jb = row["results"].get("nitsjax-before", {})
         if "error" in j:
-            p(f"| {row['hidden']} | {row['batch']} | | {j['error'][:80]} | | | | | | | |")
+            p(f"| {row['hidden']} | {row['batch']} | | | {j['error'][:80]} | | | | | | | |")
             continue
         o_sps = (f"{fmt(o.get('steps_per_s'))} ({o.get('torch_threads', '-')})"
                  if "error" not in o else o["error"][:60])
@@ -339,7 +348,10 @@ def print_nits_train(rows, peak):
         gfs = "-" if gf is None else f"{gf:.1f}" + (f" ({100 * gf / best:.0f}%)" if best else "")
         mem = (f"{fmt(o.get('rss_step_mb'))} / {fmt(j.get('rss_step_mb'))} "
                f"({fmt(j.get('xla_step_mb'))})")
-        p(f"| {row['hidden']} | {row['batch']} | {o_sps} | {j_sps} | {cpu} | {o_split} | {j_split} "
+        before = (fmt(jb.get("steps_per_s")) + ratio(jb.get("steps_per_s"), o.get("steps_per_s"))
+                  if jb else "-")
+        p(f"| {row['hidden']} | {row['batch']} | {o_sps} | {before} | {j_sps} | {cpu} "
+          f"| {o_split} | {j_split} "
           f"| {bound} | {gfs} | {fmt(j.get('compile_s'))} | {mem} |")
     p("")
 

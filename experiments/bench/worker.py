@@ -136,6 +136,8 @@ def train_task(task: dict) -> dict:
 
 def main(argv):
     task = json.loads(argv[1])
+    if task.get("nitsjax_path"):  # another checkout's nitsjax (e.g. before a change)
+        sys.path.insert(0, task["nitsjax_path"])
     kind = task["kind"]
     if kind == "train":
         res = train_task(task)
