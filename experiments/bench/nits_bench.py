@@ -273,6 +273,8 @@ def nits_train_task(task: dict) -> dict:
 
 
 def _nitsjax_train(task: dict) -> dict:
+    import functools
+
     import jax
     import jax.numpy as jnp
     import optax
@@ -292,7 +294,7 @@ def _nitsjax_train(task: dict) -> dict:
     def loss(p, x):
         return -jnp.mean(flow.log_prob_batch(p, x))
 
-    @jax.jit
+    @functools.partial(jax.jit, donate_argnums=(0, 1))  # updated in place, as torch does
     def step(p, s, x):
         value, grads = jax.value_and_grad(loss)(p, x)
         updates, s = opt.update(grads, s, p)
