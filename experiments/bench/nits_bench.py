@@ -140,6 +140,8 @@ def _original(task: dict) -> dict:
 
     torch.manual_seed(0)
     torch.set_default_dtype(torch.float32)
+    if task.get("torch_threads"):
+        torch.set_num_threads(int(task["torch_threads"]))
     d, hidden, blocks, n = task["dim"], task["hidden"], task["blocks"], task["batch"]
     x_data = load_data(task["data"]) if task.get("data") else None
     lo, hi = (float(x_data.min()), float(x_data.max())) if x_data is not None else (-3.0, 3.0)
@@ -180,7 +182,7 @@ def _original(task: dict) -> dict:
     return {"samples_per_s": n / median(times), "compile_s": 0.0, "solver": "bisection",
             "iters_mean": float(iters), "iters_max": iters, "residual_max": resid,
             "finite": bool(torch.isfinite(x).all()), "first_call_s": first,
-            "versions": {"torch": torch.__version__}}
+            "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}}
 
 
 # ===================================================================== training

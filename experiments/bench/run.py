@@ -83,7 +83,8 @@ def parse(argv):
                         "(e.g. the main branch before a change), measured in the same run")
     p.add_argument("--nits-torch-threads", default="1",
                    help="comma list of torch thread counts for the original in the NITS "
-                        "training table (each measured; the table quotes the fastest)")
+                        "training table (each measured; the table quotes the fastest); "
+                        "sampling uses the first")
     p.add_argument("--depths", default=None, help="comma list of depths for the depth table")
     p.add_argument("--python", default=sys.executable, help="interpreter for the workers")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker")
@@ -166,7 +167,8 @@ def section_nits(cfg, args, log):
                 for lib in libs:
                     task = {"kind": "nits", "lib": lib, "dim": d, "hidden": h, "blocks": 4,
                             "batch": n, "repeats": cfg["nits_repeats"], "data": f"synth{d}",
-                            "nits_original": args.nits_original}
+                            "nits_original": args.nits_original,
+                            "torch_threads": int(args.nits_torch_threads.split(",")[0])}
                     log(f"nits d={d} hidden={h} batch={n} {lib}")
                     row["results"][lib] = run_worker(task, args.python, args.timeout)
                 out.append(row)
