@@ -85,3 +85,17 @@ def test_table_prints_ours_and_missing_peers(nitsjax_result, capsys):
     assert "nitsjax (jitted step)" in out
     for lib in missing:
         assert f"| {run.LIB_TITLES[lib]} | not installed" in out
+
+
+def test_nits_training_table_prints_ratio_split_and_memory(capsys):
+    rows = [{"dim": 6, "hidden": 128, "batch": 256, "results": {
+        "nitsjax": {"steps_per_s": 40.0, "step_ms": 25.0, "step_cpu_ms": 45.0, "cond_ms": 10.0,
+                    "pnn_ms": 8.0, "gflops": 24.0, "compile_s": 7.0, "rss_step_mb": 20.0,
+                    "xla_step_mb": 17.0},
+        "nits-original": {"steps_per_s": 10.0, "step_cpu_ms": 180.0, "cond_ms": 30.0,
+                          "pnn_ms": 60.0, "rss_step_mb": 21.0, "torch_threads": 1}}}]
+    run.print_nits_train(rows, {"large": 100.0, "made": 40.0})
+    out = capsys.readouterr().out
+    row = "| 128 | 256 | 10 (1) | - | 40 (x4.00) | 180 / 45 (x4.00) | 30 / 60 | 10 / 8 | 2.50 |"
+    assert row in out
+    assert "24.0 (24%)" in out and "21 / 20 (17)" in out

@@ -140,6 +140,8 @@ def _original(task: dict) -> dict:
 
     torch.manual_seed(0)
     torch.set_default_dtype(torch.float32)
+    if task.get("torch_threads"):
+        torch.set_num_threads(int(task["torch_threads"]))
     d, hidden, blocks, n = task["dim"], task["hidden"], task["blocks"], task["batch"]
     x_data = load_data(task["data"]) if task.get("data") else None
     lo, hi = (float(x_data.min()), float(x_data.max())) if x_data is not None else (-3.0, 3.0)
@@ -180,4 +182,275 @@ def _original(task: dict) -> dict:
     return {"samples_per_s": n / median(times), "compile_s": 0.0, "solver": "bisection",
             "iters_mean": float(iters), "iters_max": iters, "residual_max": resid,
             "finite": bool(torch.isfinite(x).all()), "first_call_s": first,
+            "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}}
+
+
+# ===================================================================== training
+# One training step of bounded NITS (PNN [1, 16, 16, 1], residual MADE with ``blocks``
+# blocks of ``hidden`` units) on a batch of synth<d>, Adam 1e-3, float32:
+# nitsjax: ``flow.log_prob_batch`` + optax Adam under one ``jax.jit`` (raw steps, no fit
+# loop); the original: its own ``Model(d, NITS, ResidualMADE)`` with ``torch.optim.Adam``.
+# Besides steps/s: the step split into the conditioner alone (MADE forward + backward with
+# a fixed cotangent on theta) and the PNN alone (log-density forward + backward in theta,
+# theta fixed), the step's FLOPs (XLA cost analysis), compile time and the peak memory of
+# the steps (see ``_RssPeak``).
+
+
+class _RssPeak:
+    """Peak resident set size above the level at entry, MiB, sampled every 2 ms in a
+    thread while the block runs (the same method for both libraries; it excludes memory
+    held before the block, e.g. XLA's compilation, which ``ru_maxrss`` would include)."""
+
+    def __enter__(self):
+        import threading
+
+        self._base = _rss_mb()
+        self._peak = self._base
+        self._stop = threading.Event()
+
+        def watch():
+            while not self._stop.is_set():
+                self._peak = max(self._peak, _rss_mb())
+                self._stop.wait(0.002)
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, _rss_mb())
+        self.mb = self._peak - self._base
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _train_data(task: dict):
+    from common import batches
+
+    d, n = task["dim"], task["batch"]
+    x = load_data(f"synth{d}")
+    lo, hi = float(x.min()), float(x.max())
+    margin = 0.1 * (hi - lo)
+    steps = task["warmup"] + task["steps"] * task["repeats"]
+    return batches(x, n, steps, seed=0), (lo - margin, hi + margin)
+
+
+def _time_steps(run_step, xb, task) -> tuple[float, list, float]:
+    """Median seconds per step over ``repeats`` blocks of ``steps`` steps (each step timed
+    on its own, the result waited for), after ``warmup`` untimed steps; also the median
+    CPU seconds per step of the process (all threads), which load inflates less."""
+    import time
+
+    w = task["warmup"]
+    for i in range(w):
+        run_step(xb[i])
+    per_block, cpu = [], []
+    for r in range(task["repeats"]):
+        times = []
+        for i in range(task["steps"]):
+            c0 = time.process_time()
+            with Timer() as t:
+                run_step(xb[w + r * task["steps"] + i])
+            cpu.append(time.process_time() - c0)
+            times.append(t.s)
+        per_block.append(median(times))
+    return median(per_block), per_block, median(cpu)
+
+
+def nits_train_task(task: dict) -> dict:
+    lib = task["lib"]
+    if lib == "nitsjax":
+        return _nitsjax_train(task)
+    if lib == "nits-original":
+        return _original_train(task)
+    raise ValueError(f"lib: expected 'nitsjax' or 'nits-original', got {lib!r}")
+
+
+def _nitsjax_train(task: dict) -> dict:
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from nitsjax.bijectors import pnn
+    from nitsjax.flows.nits import nits
+
+    d, hidden, blocks = task["dim"], task["hidden"], task["blocks"]
+    arch = tuple(task.get("arch", (16, 16)))
+    xb, bounds = _train_data(task)
+    flow = nits(d, arch=arch, hidden=hidden, blocks=blocks, bounds=bounds, standardize=None,
+                out_of_support="-inf")
+    params = flow.init(jax.random.key(0))
+    opt = optax.adam(1e-3)
+    state = opt.init(params)
+
+    def loss(p, x):
+        return -jnp.mean(flow.log_prob_batch(p, x))
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))  # updated in place, as torch does
+    def step(p, s, x):
+        value, grads = jax.value_and_grad(loss)(p, x)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, value
+
+    x0 = jnp.asarray(xb[0])
+    with Timer() as t_compile:
+        compiled = step.lower(params, state, x0).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    mem = compiled.memory_analysis()
+    xla_mb = None
+    if mem is not None:
+        xla_mb = (mem.temp_size_in_bytes + mem.argument_size_in_bytes
+                  + mem.output_size_in_bytes - mem.alias_size_in_bytes) / 2**20
+    holder = {"p": params, "s": state}
+
+    def run_step(x):
+        holder["p"], holder["s"], v = compiled(holder["p"], holder["s"], jnp.asarray(x))
+        jax.block_until_ready(v)
+
+    with Timer() as t_first:
+        run_step(xb[0])
+    with _RssPeak() as rss:
+        sec, blocks_s, cpu_s = _time_steps(run_step, xb, task)
+
+    # the pieces: the conditioner alone and the PNN alone, forward + backward each
+    made_params = holder["p"]["bijector"]["nits"]["made"]
+    made = _made_module(d, hidden, blocks, arch)
+    x_unit = (jnp.asarray(xb[0]) - bounds[0]) / (bounds[1] - bounds[0])
+    theta = jax.vmap(lambda xi: made.apply(made_params, xi))(x_unit)
+    cot = jax.random.normal(jax.random.key(3), theta.shape, theta.dtype)
+
+    @jax.jit
+    def cond_step(mp, x):
+        return jax.value_and_grad(
+            lambda mp: jnp.sum(jax.vmap(lambda xi: made.apply(mp, xi))(x) * cot))(mp)
+
+    tr = pnn.pnn_transformer(arch, (0.0, 1.0))
+
+    @jax.jit
+    def pnn_step(th, x):
+        return jax.value_and_grad(
+            lambda th: -jnp.mean(jax.vmap(jax.vmap(tr.forward))(th, x)[1]))(th)
+
+    cond_s = _time_fn(cond_step, made_params, x_unit, reps=task["steps"])
+    pnn_s = _time_fn(pnn_step, theta, x_unit, reps=task["steps"])
+    return {"steps_per_s": 1.0 / sec, "step_ms_blocks": [1e3 * s for s in blocks_s],
+            "compile_s": t_compile.s, "first_step_s": t_first.s, "flops_per_step": flops,
+            "gflops": flops / sec / 1e9, "cond_ms": 1e3 * cond_s, "pnn_ms": 1e3 * pnn_s,
+            "step_ms": 1e3 * sec, "step_cpu_ms": 1e3 * cpu_s, "rss_step_mb": rss.mb,
+            "xla_step_mb": xla_mb,
+            "loss": float(_last_loss(compiled, holder, xb)),
+            "versions": {"jax": jax.__version__}}
+
+
+def _last_loss(compiled, holder, xb):
+    import jax.numpy as jnp
+
+    _, _, v = compiled(holder["p"], holder["s"], jnp.asarray(xb[-1]))
+    return v
+
+
+def _made_module(d, hidden, blocks, arch):
+    import numpy as np
+
+    from nitsjax.bijectors import pnn
+    from nitsjax.nn.made import MADE
+
+    return MADE(dim=d, hidden=(hidden,) * (blocks + 1), num_params=pnn.num_params(arch),
+                out_bias=np.asarray(pnn.identity_params(arch)), degrees="sequential",
+                residual=True)
+
+
+def _time_fn(fn, *args, reps=20) -> float:
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(reps):
+        with Timer() as t:
+            jax.block_until_ready(fn(*args))
+        times.append(t.s)
+    return median(times)
+
+
+def _original_train(task: dict) -> dict:
+    import torch
+
+    sys.path.insert(0, task["nits_original"])
+    from nits.fc_model import Model  # noqa: PLC0415  (the fetched original)
+    from nits.model import NITS  # noqa: PLC0415
+    from nits.resmade import ResidualMADE  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float32)
+    if task.get("torch_threads"):
+        torch.set_num_threads(int(task["torch_threads"]))
+    d, hidden, blocks = task["dim"], task["hidden"], task["blocks"]
+    xb, (lo, hi) = _train_data(task)
+    arch = [d] + list(task.get("arch", (16, 16))) + [1]
+    nits_model = NITS(arch=arch, start=lo, end=hi, monotonic_const=1e-5,
+                      A_constraint="neg_exp", final_layer_constraint="softmax",
+                      softmax_temperature=False)
+    model = Model(d, nits_model, ResidualMADE, n_blocks=blocks, hidden_dim=hidden,
+                  dropout_probability=0.0)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n = xb.shape[1]
+    last = {}
+
+    def run_step(x):
+        x = torch.from_numpy(x)
+        loss = -model(x) / n  # Model.forward: the summed log-likelihood
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        last["loss"] = float(loss.detach())
+
+    with Timer() as t_first:
+        run_step(xb[0])
+    with _RssPeak() as rss:
+        sec, blocks_s, cpu_s = _time_steps(run_step, xb, task)
+
+    x0 = torch.from_numpy(xb[0])
+    mlp = model.mlp
+    with torch.no_grad():
+        theta = mlp(x0)
+    cot = torch.randn_like(theta)
+
+    def cond_step():
+        mlp.zero_grad()
+        (mlp(x0) * cot).sum().backward()
+
+    def pnn_step():
+        th = theta.clone().requires_grad_(True)
+        (-(nits_model.pdf(x0, th) + 1e-10).log().mean()).backward()
+
+    return {"steps_per_s": 1.0 / sec, "step_ms_blocks": [1e3 * s for s in blocks_s],
+            "compile_s": 0.0, "first_step_s": t_first.s, "step_ms": 1e3 * sec,
+            "step_cpu_ms": 1e3 * cpu_s,
+            "cond_ms": 1e3 * _time_torch(cond_step, task["steps"]),
+            "pnn_ms": 1e3 * _time_torch(pnn_step, task["steps"]), "rss_step_mb": rss.mb,
+            "loss": last["loss"], "threads": torch.get_num_threads(),
             "versions": {"torch": torch.__version__}}
+
+
+def _time_torch(fn, reps) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        with Timer() as t:
+            fn()
+        times.append(t.s)
+    return median(times)

@@ -38,11 +38,15 @@ PACKAGES = {"nitsjax": "nitsjax", "flowjax": "flowjax", "zuko": "zuko", "nflows"
 
 QUICK = dict(data=["synth6"], flows=["maf", "maf_rqs"], wall_steps=40, steady_steps=40,
              repeats=2, lp_n=4096, sample_n=1024, depths=[4, 16], depth_steps=5,
-             nits_dims=[6], nits_hidden=[128], nits_batches=[256], nits_repeats=1)
+             nits_dims=[6], nits_hidden=[128], nits_batches=[256], nits_repeats=1,
+             nits_train_hidden=[128], nits_train_batches=[256], nits_train_steps=5,
+             nits_train_repeats=1)
 FULL = dict(data=["synth6", "magic04", "synth21", "synth63"], flows=list(FLOWS),
             wall_steps=200, steady_steps=200, repeats=3, lp_n=16384, sample_n=4096,
             depths=[4, 8, 16], depth_steps=10, nits_dims=[6, 21], nits_hidden=[128, 1024],
-            nits_batches=[64, 1024], nits_repeats=3)
+            nits_batches=[64, 1024], nits_repeats=3, nits_image=(784, 64, 1, [8], 64),
+            nits_train_hidden=[128, 512, 1024],
+            nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=2)
 # flows measured on the larger synthetic sets in the full mode (the others on synth6/magic04)
 WIDE_FLOWS = ("maf", "maf_rqs")
 
@@ -57,8 +61,8 @@ def parse(argv):
     p.add_argument("--libs", default=",".join(LIBS), help="comma list of " + ",".join(LIBS))
     p.add_argument("--flows", default=None, help="comma list of " + ",".join(FLOWS))
     p.add_argument("--data", default=None, help="comma list: synth6,magic04,synth21,synth63")
-    p.add_argument("--sections", default="train,depth,matmul,nits",
-                   help="comma list of train,depth,matmul,nits")
+    p.add_argument("--sections", default="train,depth,matmul,nits,nits_train",
+                   help="comma list of train,depth,matmul,nits,nits_train")
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--hidden", default="128,128")
@@ -70,6 +74,17 @@ def parse(argv):
     p.add_argument("--nits-dims", default=None, help="comma list of NITS dimensions")
     p.add_argument("--nits-hidden", default=None, help="comma list of NITS MADE widths")
     p.add_argument("--nits-batches", default=None, help="comma list of NITS sample batches")
+    p.add_argument("--nits-train-hidden", default=None,
+                   help="comma list of MADE widths for the NITS training table")
+    p.add_argument("--nits-train-batches", default=None,
+                   help="comma list of batch sizes for the NITS training table")
+    p.add_argument("--nitsjax-before", default=None,
+                   help="path of another nitsjax checkout to add to the NITS training table "
+                        "(e.g. the main branch before a change), measured in the same run")
+    p.add_argument("--nits-torch-threads", default="1",
+                   help="comma list of torch thread counts for the original in the NITS "
+                        "training table (each measured; the table quotes the fastest); "
+                        "sampling uses the first")
     p.add_argument("--depths", default=None, help="comma list of depths for the depth table")
     p.add_argument("--python", default=sys.executable, help="interpreter for the workers")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker")
@@ -152,10 +167,54 @@ def section_nits(cfg, args, log):
                 for lib in libs:
                     task = {"kind": "nits", "lib": lib, "dim": d, "hidden": h, "blocks": 4,
                             "batch": n, "repeats": cfg["nits_repeats"], "data": f"synth{d}",
-                            "nits_original": args.nits_original}
+                            "nits_original": args.nits_original,
+                            "torch_threads": int(args.nits_torch_threads.split(",")[0])}
                     log(f"nits d={d} hidden={h} batch={n} {lib}")
                     row["results"][lib] = run_worker(task, args.python, args.timeout)
                 out.append(row)
+    if cfg.get("nits_image"):
+        # batched image sampling, stand-in until an image NITS flow exists: a tabular NITS
+        # over the 784 pixels of a 28x28 image sampled pixel by pixel in one compiled loop
+        d, h, blocks, arch, n = cfg["nits_image"]
+        row = {"dim": d, "hidden": h, "batch": n, "results": {}, "arch": arch,
+               "blocks": blocks}
+        task = {"kind": "nits", "lib": "nitsjax", "dim": d, "hidden": h, "blocks": blocks,
+                "arch": arch, "batch": n, "repeats": cfg["nits_repeats"]}
+        log(f"nits image stand-in d={d} hidden={h} batch={n}")
+        row["results"]["nitsjax"] = run_worker(task, args.python, args.timeout)
+        out.append(row)
+    return out
+
+
+def section_nits_train(cfg, args, log):
+    """NITS training steps of nitsjax and the original, measured back to back per
+    configuration (alternating which goes first), ``nits_train_repeats`` times each."""
+    out = []
+    runs = [("nitsjax", None)]
+    if args.nitsjax_before:
+        runs.append(("nitsjax-before", None))
+    if args.nits_original:
+        runs += [("nits-original", int(k)) for k in args.nits_torch_threads.split(",")]
+    for h in cfg["nits_train_hidden"]:
+        for n in cfg["nits_train_batches"]:
+            row = {"dim": 6, "hidden": h, "batch": n, "results": {}, "original_by_threads": {}}
+            for lib, threads in runs:
+                task = {"kind": "nits_train", "lib": lib, "dim": 6, "hidden": h, "blocks": 4,
+                        "batch": n, "warmup": 3, "steps": cfg["nits_train_steps"],
+                        "repeats": cfg["nits_train_repeats"], "torch_threads": threads,
+                        "nits_original": args.nits_original}
+                if lib == "nitsjax-before":
+                    task.update(lib="nitsjax", nitsjax_path=args.nitsjax_before)
+                log(f"nits train hidden={h} batch={n} {lib} threads={threads}")
+                res = run_worker(task, args.python, args.timeout)
+                if lib.startswith("nitsjax"):
+                    row["results"][lib] = res
+                    continue
+                row["original_by_threads"][threads] = res
+                best = row["results"].get(lib)
+                if best is None or res.get("steps_per_s", 0) > best.get("steps_per_s", 0):
+                    row["results"][lib] = dict(res, torch_threads=threads)
+            out.append(row)
     return out
 
 
@@ -169,7 +228,7 @@ def print_tables(report, args, peak):
       f"Python {m['python']}; load average at start {m['loadavg']}, at end "
       f"{report['loadavg_end']}")
     vers = {}
-    for g in report.get("train", []):
+    for g in report.get("train", []) + report.get("nits_train", []):
         for r in g["results"].values():
             vers.update(r.get("versions", {}))
     if vers:
@@ -234,7 +293,7 @@ def print_tables(report, args, peak):
 
     nits_rows = report.get("nits")
     if nits_rows:
-        p("## NITS sampling (PNN [1,16,16,1], residual MADE with 4 blocks)\n")
+        p("## NITS sampling (PNN [1,16,16,1], residual MADE with 4 blocks, unless noted)\n")
         p("| d | hidden | batch | library | samples/s | compile, s | solver | iterations "
           "mean / max | max CDF residual |")
         p("|---|---|---|---|---|---|---|---|---|")
@@ -248,10 +307,55 @@ def print_tables(report, args, peak):
                 sps = fmt(r.get("samples_per_s")) + ("" if lib == "nitsjax" else ratio(
                     ours.get("samples_per_s"), r.get("samples_per_s")))
                 its = f"{fmt(r.get('iters_mean'))} / {fmt(r.get('iters_max'))}"
+                if "arch" in row:
+                    lib = f"{lib} (PNN {row['arch']}, {row['blocks']} block)"
                 p(f"| {row['dim']} | {row['hidden']} | {row['batch']} | {lib} | {sps} | "
                   f"{fmt(r.get('compile_s'))} | {r.get('solver', '-')} | {its} | "
                   f"{fmt(r.get('residual_max'))} |")
         p("")
+    if report.get("nits_train"):
+        print_nits_train(report["nits_train"], peak)
+
+
+def print_nits_train(rows, peak):
+    """The NITS training table: steps/s with the ratio nitsjax / original, the step split
+    into conditioner and PNN (each timed alone, forward + backward), FLOP/s, compile time,
+    peak memory of the steps."""
+    p = print
+    best = None
+    if peak:
+        best = max(v for v in (peak.get("large"), peak.get("made")) if v)
+    p("## NITS training (d=6, PNN [1,16,16,1], residual MADE with 4 blocks, bounded)\n")
+    p("| hidden | batch | original steps/s (threads) | nitsjax before steps/s "
+      "| nitsjax steps/s | CPU ms/step orig / "
+      "nitsjax | original cond / PNN ms | nitsjax cond / PNN ms | nitsjax step / cond "
+      "| nitsjax GFLOP/s (% peak) | compile s | step memory MiB orig / nitsjax (XLA plan) |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        o = row["results"].get("nits-original", {})
+        j = row["results"].get("nitsjax", {})
+        jb = row["results"].get("nitsjax-before", {})
+        if "error" in j:
+            p(f"| {row['hidden']} | {row['batch']} | | | {j['error'][:80]} | | | | | | | |")
+            continue
+        o_sps = (f"{fmt(o.get('steps_per_s'))} ({o.get('torch_threads', '-')})"
+                 if "error" not in o else o["error"][:60])
+        cpu = (f"{fmt(o.get('step_cpu_ms'))} / {fmt(j.get('step_cpu_ms'))}"
+               + ratio(o.get("step_cpu_ms"), j.get("step_cpu_ms")))
+        j_sps = fmt(j.get("steps_per_s")) + ratio(j.get("steps_per_s"), o.get("steps_per_s"))
+        o_split = f"{fmt(o.get('cond_ms'))} / {fmt(o.get('pnn_ms'))}" if o else "-"
+        j_split = f"{fmt(j.get('cond_ms'))} / {fmt(j.get('pnn_ms'))}"
+        bound = (f"{j['step_ms'] / j['cond_ms']:.2f}" if j.get("cond_ms") else "-")
+        gf = j.get("gflops")
+        gfs = "-" if gf is None else f"{gf:.1f}" + (f" ({100 * gf / best:.0f}%)" if best else "")
+        mem = (f"{fmt(o.get('rss_step_mb'))} / {fmt(j.get('rss_step_mb'))} "
+               f"({fmt(j.get('xla_step_mb'))})")
+        before = (fmt(jb.get("steps_per_s")) + ratio(jb.get("steps_per_s"), o.get("steps_per_s"))
+                  if jb else "-")
+        p(f"| {row['hidden']} | {row['batch']} | {o_sps} | {before} | {j_sps} | {cpu} "
+          f"| {o_split} | {j_split} "
+          f"| {bound} | {gfs} | {fmt(j.get('compile_s'))} | {mem} |")
+    p("")
 
 
 def main(argv=None):
@@ -271,7 +375,8 @@ def main(argv=None):
         cfg["wall_steps"] = cfg["steady_steps"] = args.steps
     if args.repeats:
         cfg["repeats"] = cfg["nits_repeats"] = args.repeats
-    for name in ("nits_dims", "nits_hidden", "nits_batches", "depths"):
+    for name in ("nits_dims", "nits_hidden", "nits_batches", "depths", "nits_train_hidden",
+                 "nits_train_batches"):
         if getattr(args, name):
             cfg[name] = [int(v) for v in getattr(args, name).split(",")]
     libs = [x for x in args.libs.split(",") if x]
@@ -303,6 +408,8 @@ def main(argv=None):
         report["depth"] = section_depth(cfg, args, libs, log)
     if "nits" in sections:
         report["nits"] = section_nits(cfg, args, log)
+    if "nits_train" in sections:
+        report["nits_train"] = section_nits_train(cfg, args, log)
     report["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     report["elapsed_s"] = round(time.time() - t0, 1)
     if args.out:

@@ -13,6 +13,8 @@ Task kinds:
   functions (``nitsjax.train.fit``, FlowJAX ``fit_to_data``) instead of a per-step loop.
 - ``matmul``: XLA float32 matmul GFLOP/s (the machine's reachable peak).
 - ``nits``: NITS sampling throughput (see ``nits_bench.py``).
+- ``nits_train``: NITS training steps/s, its conditioner / PNN split, FLOPs and memory
+  (see ``nits_bench.py``).
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ def train_task(task: dict) -> dict:
 
 def main(argv):
     task = json.loads(argv[1])
+    if task.get("nitsjax_path"):  # another checkout's nitsjax (e.g. before a change)
+        sys.path.insert(0, task["nitsjax_path"])
     kind = task["kind"]
     if kind == "train":
         res = train_task(task)
@@ -145,6 +149,10 @@ def main(argv):
         from nits_bench import nits_task
 
         res = nits_task(task)
+    elif kind == "nits_train":
+        from nits_bench import nits_train_task
+
+        res = nits_train_task(task)
     else:
         raise ValueError(f"kind: unknown {kind!r}")
     emit(res)

@@ -20,11 +20,19 @@ For ``hidden = (K,)`` and ``c = 0``, ``F`` is exactly the CDF of a mixture of ``
 logistics (locations ``b``, scales ``1/A``, weights ``w``) truncated to the interval;
 with ``c > 0`` it is that mixture plus a uniform component.
 
-The density is an analytic forward-mode derivative carried in log space: ``log dh/dt``
-through each layer with ``log sigmoid'(z) = -|z| - 2 log1p(exp(-|z|))`` and max-shifted
-log-matrix-vector products over the positive weights, so it does not underflow in float32
-in the tails (a sigmoid 1000 units into saturation still has a finite log-slope). The
-denominator is at least ``c``, so the normalisation is well conditioned.
+The density is an analytic forward-mode derivative carried with a log scale:
+``dh/dt = exp(m) v`` with ``max(v) = 1`` per layer, ``log sigmoid'(z) = -|z| - 2
+log1p(exp(-|z|))`` and the products with the positive weights in linear space on the
+scaled ``v``, so it does not underflow in float32 in the tails (a sigmoid 1000 units into
+saturation still has a finite log-slope). The denominator is at least ``c``, so the
+normalisation is well conditioned.
+
+Training speed: ``cdf_and_log_pdf`` evaluates ``G`` at ``t``, 0 and 1 and the slope in one
+pass (one product of each weight matrix with four vectors) and carries a hand-written JVP
+rule: one explicit backward sweep gives ``dF/dtheta``, ``dlog f/dtheta`` and the ``t``
+derivatives, the slope path back-propagated as scale-free softmax-like weights. Reverse
+mode then costs a few elementwise products with the per-row weights instead of autodiff
+through the log-space forward derivative (about 4x less work for ``[1, 16, 16, 1]``).
 
 A data interval ``[A, B]`` maps to the canonical one by ``t = (x - A) / (B - A)``.
 ``pnn_transformer`` packages this as a ``Transformer`` for autoregressive and coupling
@@ -34,6 +42,7 @@ layers; its inverse is a batched bracketing solve with implicit-function gradien
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple, Optional, Sequence
 
@@ -81,8 +90,10 @@ def num_params(hidden: Sequence[int]) -> int:
 
 class PNNLayer(NamedTuple):
     """One hidden layer, constrained and pre-computed for repeated evaluation:
-    ``z = a @ h - shift`` with ``shift = b * mean(a, axis=1)``; for the log-space
-    derivative, ``a = exp(row_max)[:, None] * a_rel`` with ``max(a_rel) = 1`` per row."""
+    ``z = a @ h - shift`` with ``shift = b * mean(a, axis=1)``; also
+    ``a = exp(row_max)[:, None] * a_rel`` with ``max(a_rel) = 1`` per row (for callers
+    working in log space; the evaluation here does not need them, and under ``jit`` they
+    are not computed unless used)."""
 
     a: Array  # (out, in)
     shift: Array  # (out,)
@@ -128,32 +139,39 @@ def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
     return PNNWeights(tuple(layers), log_w, jnp.exp(log_w), w_rel)
 
 
-def _log_matvec(a_rel: Array, row_max: Array, log_v: Array) -> Array:
-    """``log(A @ exp(log_v))`` for positive ``A = exp(row_max) * a_rel``, shifted so that
-    neither factor under- or overflows; a sum that still underflows (a unit whose slope is
-    below ~1e-38 of the largest) is floored at the smallest normal (finite gradients)."""
-    m = jnp.max(log_v)
-    s = jnp.sum(a_rel * jnp.exp(log_v - m), axis=-1)  # tiny matvec: fuses better than dot
-    return row_max + m + jnp.log(jnp.maximum(s, jnp.finfo(s.dtype).tiny))
+def _log_sigmoid_slope(z: Array) -> Array:
+    """``log sigmoid'(z) = -|z| - 2 log1p(exp(-|z|))``, finite however saturated ``z`` is."""
+    abs_z = jnp.abs(z)
+    return -abs_z - 2.0 * jnp.log1p(jnp.exp(-abs_z))
+
+
+def _scaled_matvec(a: Array, v: Array) -> Array:
+    """``a @ v`` for a positive ``a`` and a ``v`` scaled so that ``max(v) = 1``: the sum is
+    at least one weight of ``a``, so it underflows only where a weight itself does
+    (``raw > 87``); such a sum is floored at the smallest normal (finite logs)."""
+    s = jnp.sum(a * v, axis=-1)  # tiny matvec: fuses better than dot
+    return jnp.maximum(s, jnp.finfo(s.dtype).tiny)
 
 
 def _g(w: PNNWeights, t: Array, c: float, with_log_deriv: bool):
-    """``G(t)`` (and ``log G'(t)``) for scalar ``t``, the derivative carried forward in log
-    space: ``log dh/dt = log sigmoid'(z) + log dz/dt`` with ``log sigmoid'(z) = -|z| -
-    2 log1p(exp(-|z|))``."""
+    """``G(t)`` (and ``log G'(t)``) for scalar ``t``, the derivative carried forward as
+    ``dh/dt = exp(m) v`` with ``max(v) = 1`` (a log-scale ``m`` per layer), so that it does
+    not underflow where the sigmoids saturate: ``log sigmoid'(z) = -|z| - 2 log1p(exp(-|z|))``
+    and the matrix-vector products stay in linear space on the scaled ``v``."""
     h = t[None]
-    log_dh = jnp.zeros((1,), t.dtype)
+    m = jnp.zeros((), t.dtype)
+    v = jnp.ones((1,), t.dtype)
     for layer in w.layers:
         z = jnp.sum(layer.a * h, axis=-1) - layer.shift
         h = jax.nn.sigmoid(z)
         if with_log_deriv:
-            log_dz = _log_matvec(layer.a_rel, layer.row_max, log_dh)
-            abs_z = jnp.abs(z)
-            log_dh = log_dz - abs_z - 2.0 * jnp.log1p(jnp.exp(-abs_z))
+            lv = _log_sigmoid_slope(z) + jnp.log(_scaled_matvec(layer.a, v))
+            top = jax.lax.stop_gradient(jnp.max(lv))
+            m, v = m + top, jnp.exp(lv - top)
     g = jnp.dot(w.w, h) + c * t
     if not with_log_deriv:
         return g, None
-    log_dn = _log_matvec(w.w_rel[None, :], jnp.max(w.log_w)[None], log_dh)[0]
+    log_dn = m + jax.nn.logsumexp(w.log_w + jnp.log(v))
     log_dg = jnp.logaddexp(log_dn, math.log(c)) if c > 0 else log_dn
     return g, log_dg
 
@@ -190,20 +208,198 @@ def _normalise(p: PreparedPNN, g: Array, t: Array) -> Array:
     return jnp.where(t >= 1, jnp.ones_like(f), jnp.where(t <= 0, jnp.zeros_like(f), f))
 
 
+# --------------------------------------------------------------- the fused training pass
+#
+# ``cdf_and_log_pdf`` evaluates the PNN at t, 0 and 1 in one pass (G(0) and G(1) share the
+# weights and every product with them), and differentiates by hand: its JVP rule computes
+# the sensitivities dF/dtheta, dF/dt, dlogf/dtheta and dlogf/dt by one explicit backward
+# sweep through that pass, so that reverse mode (training) costs a few elementwise
+# products with the per-row weights instead of the autodiff of the log-space forward
+# derivative. The derivative path is back-propagated in log space and scale-free:
+# ``r_l = d log f / d log(dh_l/dt)`` are softmax-like weights in [0, 1], so the sweep does
+# not under- or overflow where the forward pass does not. ``_cdf_and_log_pdf_plain`` is
+# the same forward pass without the rule (the tests differentiate it by autodiff).
+
+
+class _Pass(NamedTuple):
+    """Intermediates of ``_fused_forward``; per hidden layer ``l`` (lists):
+    ``a`` (out, in) weights, ``mask`` where ``raw > -7``, ``b`` locations, ``h`` the
+    activations at (t, 0, 1) (3, out), ``v`` the scaled slope ``dh/dt / exp(m)`` (out,),
+    ``y`` the scaled pre-slope ``a @ v_prev`` (out,; layers after the first)."""
+
+    a: list
+    mask: list
+    b: list
+    h: list
+    v: list
+    y: list
+    pts: Array
+    log_w: Array
+    w: Array
+    q: Array  # d log N'(t) / d log(dh_k/dt): softmax(log w + log v_k)
+    g: Array  # G at (t, 0, 1)
+    log_dn: Array
+    log_dg: Array
+    scale: Array
+
+
+def _split(theta: Array, hidden: Sequence[int]):
+    widths = (1,) + tuple(hidden)
+    expected = num_params(hidden)
+    if theta.shape[-1] != expected:
+        raise ValueError(
+            f"theta: expected {expected} PNN parameters for arch {list(widths) + [1]}, "
+            f"got shape {theta.shape}"
+        )
+    i, layers = 0, []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        raw = theta[i : i + n_in * n_out].reshape(n_out, n_in)
+        i += n_in * n_out
+        layers.append((raw, theta[i : i + n_out]))
+        i += n_out
+    return layers, theta[i : i + widths[-1]], theta[i + widths[-1]]
+
+
+def _fused_forward(theta: Array, t: Array, hidden: Sequence[int], c: float) -> _Pass:
+    layers, raw_w, raw_t = _split(theta, hidden)
+    zero = jnp.zeros_like(t)
+    pts = jnp.stack([t, zero, zero + 1])
+    tiny = jnp.finfo(t.dtype).tiny
+    out = _Pass([], [], [], [], [], [], pts, *([None] * 7))
+    m = jnp.zeros((), t.dtype)
+    for li, (raw, b) in enumerate(layers):
+        log_a = -jnp.maximum(raw, RAW_A_MIN)  # A = exp(-max(raw, -7)) <= e^7
+        a = jnp.exp(log_a)
+        if li == 0:  # one input: z = A (t - b)
+            z = a[:, 0] * (pts[:, None] - b)
+            lv = log_a[:, 0] + _log_sigmoid_slope(z[0])
+            y = None
+        else:
+            st = jnp.concatenate([h, v[None]], 0)  # noqa: F821 - set by the previous layer
+            prod = jnp.einsum("oi,pi->po", a, st)  # the three points and the slope at once
+            z = prod[:3] - b * jnp.mean(a, axis=1)
+            y = jnp.maximum(prod[3], tiny)
+            lv = _log_sigmoid_slope(z[0]) + jnp.log(y)
+        h = jax.nn.sigmoid(z)
+        top = jax.lax.stop_gradient(jnp.max(lv))
+        m, v = m + top, jnp.exp(lv - top)
+        for field, value in zip(("a", "mask", "b", "h", "v", "y"),
+                                (a, raw > RAW_A_MIN, b, h, v, y)):
+            getattr(out, field).append(value)
+    inv_temp = jnp.exp(-jnp.clip(raw_t, -RAW_T_CLIP, RAW_T_CLIP))
+    log_w = jax.nn.log_softmax(raw_w * inv_temp)
+    w = jnp.exp(log_w)
+    g = h @ w + c * pts
+    log_q = log_w + jnp.log(v)
+    lse = jax.nn.logsumexp(log_q)
+    log_dn = m + lse
+    log_dg = jnp.logaddexp(log_dn, math.log(c)) if c > 0 else log_dn
+    return out._replace(log_w=log_w, w=w, q=jnp.exp(log_q - lse), g=g, log_dn=log_dn,
+                        log_dg=log_dg, scale=g[2] - g[1])
+
+
+def _outputs(fp: _Pass, t: Array):
+    f = jnp.clip((fp.g[0] - fp.g[1]) / fp.scale, 0.0, 1.0)
+    f = jnp.where(t >= 1, jnp.ones_like(f), jnp.where(t <= 0, jnp.zeros_like(f), f))
+    return f, fp.log_dg - jnp.log(fp.scale)
+
+
+def _sweep(fp: _Pass, theta: Array, gn: Array, kappa, raw_t: Array):
+    """One backward sweep: ``(d/dtheta, d/dt)`` of ``sum_p gn[p] N(p) + kappa log N'(t)``
+    (points p = t, 0, 1; ``kappa`` None: no derivative path)."""
+    k = len(fp.a)
+    grads = []
+    gh = gn[:, None] * fp.w[None, :]  # d/dh_k at the three points
+    r = None if kappa is None else kappa * fp.q  # d/d log(dh_l/dt)
+    for li in range(k - 1, -1, -1):
+        a, mask, b, h = fp.a[li], fp.mask[li], fp.b[li], fp.h[li]
+        gz = gh * h * (1.0 - h)
+        if r is not None:
+            gz = gz.at[0].add(r * (1.0 - 2.0 * h[0]))  # log sigmoid'(z)' = 1 - 2 sigmoid(z)
+        if li == 0:
+            ga = jnp.sum(gz * (fp.pts[:, None] - b), axis=0)
+            g_log_a = ga * a[:, 0] + (0.0 if r is None else r)
+            grads += [jnp.where(mask[:, 0], -g_log_a, 0.0), -jnp.sum(gz, axis=0) * a[:, 0]]
+            g_t = jnp.dot(gz[0], a[:, 0])
+            break
+        h_prev, v_prev = fp.h[li - 1], fp.v[li - 1]
+        e = (jnp.zeros_like(fp.y[li]) if r is None
+             else jnp.where(fp.y[li] > jnp.finfo(h.dtype).tiny, r / fp.y[li], 0.0))
+        gz_sum = jnp.sum(gz, axis=0)
+        n_in = a.shape[1]
+        # d/dA as outer products (elementwise: no batched dot with a contraction of 3)
+        ga = (gz[0][:, None] * h_prev[0] + gz[1][:, None] * h_prev[1]
+              + gz[2][:, None] * h_prev[2] + e[:, None] * v_prev
+              - (gz_sum * b / n_in)[:, None])
+        grads += [jnp.where(mask, -ga * a, 0.0).ravel(), -gz_sum * jnp.mean(a, axis=1)]
+        back = jnp.einsum("oi,po->pi", a, jnp.concatenate([gz, e[None]], 0))
+        gh = back[:3]
+        if r is not None:
+            r = v_prev * back[3]
+    # output layer: logits = raw_w / T, log w = log_softmax(logits)
+    n_pts = fp.h[-1] @ fp.w  # N at the three points
+    g_logits = jnp.sum(gn[:, None] * fp.w * (fp.h[-1] - n_pts[:, None]), axis=0)
+    if r is not None:
+        g_logits = g_logits + kappa * (fp.q - fp.w)
+    inv_temp = jnp.exp(-jnp.clip(raw_t, -RAW_T_CLIP, RAW_T_CLIP))
+    raw_w = theta[-1 - fp.w.shape[0] : -1]
+    inside = jnp.abs(raw_t) < RAW_T_CLIP
+    g_raw_t = jnp.where(inside, -inv_temp * jnp.dot(g_logits, raw_w), 0.0)
+    # assemble in theta's layout: per layer (weights, locations), then logits, temperature
+    pieces = []
+    for li in range(k):
+        pieces += grads[2 * (k - 1 - li) : 2 * (k - 1 - li) + 2]
+    pieces += [g_logits * inv_temp, g_raw_t[None]]
+    return jnp.concatenate(pieces), g_t
+
+
+def _cdf_and_log_pdf_plain(theta, t, hidden, c):
+    return _outputs(_fused_forward(theta, t, hidden, c), t)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _cdf_and_log_pdf(theta, t, hidden, c):
+    return _cdf_and_log_pdf_plain(theta, t, hidden, c)
+
+
+@_cdf_and_log_pdf.defjvp
+def _cdf_and_log_pdf_jvp(hidden, c, primals, tangents):
+    theta, t = primals
+    d_theta, d_t = tangents
+    fp = _fused_forward(theta, t, hidden, c)
+    f, log_f = _outputs(fp, t)
+    raw_t = theta[-1]
+    inv_s = 1.0 / fp.scale
+    # log f = log G'(t) - log(G(1) - G(0))
+    kappa = jnp.exp(fp.log_dn - fp.log_dg)
+    zero = jnp.zeros_like(inv_s)
+    s_log_f, t_log_f = _sweep(fp, theta, jnp.stack([zero, inv_s, -inv_s]), kappa, raw_t)
+    # F = (G(t) - G(0)) / (G(1) - G(0)), flat (zero derivative) where it is clipped
+    ratio = (fp.g[0] - fp.g[1]) * inv_s
+    live = (t > 0) & (t < 1) & (ratio > 0) & (ratio < 1)
+    s_f, t_f = _sweep(fp, theta, jnp.stack([inv_s, (ratio - 1) * inv_s, -ratio * inv_s]),
+                      None, raw_t)
+    s_f = jnp.where(live, s_f, 0.0)
+    t_f = jnp.where(live, t_f + c * inv_s, 0.0)
+    d_f = jnp.dot(s_f, d_theta) + t_f * d_t
+    d_log_f = jnp.dot(s_log_f, d_theta) + t_log_f * d_t
+    return (f, log_f), (d_f, d_log_f)
+
+
 def cdf_and_log_pdf(
     theta: Array, t: Array, hidden: Sequence[int], monotonic_const: float = DEFAULT_MONOTONIC_CONST
 ):
     """``(F(t), log f(t))`` of the PNN on the canonical interval, scalar ``t`` in [0, 1].
 
-    ``f`` is the exact derivative of ``F`` (analytic forward mode in log space)."""
-    return prepared_cdf_and_log_pdf(prepare(theta, hidden, monotonic_const), t, monotonic_const)
+    ``f`` is the exact derivative of ``F`` (analytic forward mode, carried in log space).
+    One fused pass evaluates ``G`` at ``t``, 0 and 1; derivatives in ``theta`` and ``t``
+    (any order of forward and reverse mode) come from a hand-written JVP rule."""
+    return _cdf_and_log_pdf(theta, t, tuple(hidden), float(monotonic_const))
 
 
 def cdf(theta, t, hidden, monotonic_const=DEFAULT_MONOTONIC_CONST):
     """``F(t)`` on the canonical interval, scalar ``t``."""
-    p = prepare(theta, hidden, monotonic_const)
-    g, _ = _g(p.weights, t, monotonic_const, False)
-    return _normalise(p, g, t)
+    return cdf_and_log_pdf(theta, t, hidden, monotonic_const)[0]
 
 
 def log_pdf(theta, t, hidden, monotonic_const=DEFAULT_MONOTONIC_CONST):
