@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/nitsjax demo
 
 test: $(STAMP)  # the suite and the notebooks (run top to bottom by nbmake)
-	$(BIN)/python -m pytest -q -n 2 --durations=15 --nbmake tests notebooks $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --durations=15 --nbmake notebooks tests $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
