@@ -49,7 +49,7 @@ from nitsjax.bijectors.pnn import (
     prepare,
     prepared_cdf_and_log_pdf,
 )
-from nitsjax.nn.pixelcnn import PixelCNN
+from nitsjax.nn.pixelcnn import PixelCNN, init_params
 from nitsjax.validation import check_positive_int
 
 Array = jax.Array
@@ -113,8 +113,7 @@ class ImageNITS:
 
     # ------------------------------------------------------------------ pieces
     def init(self, key) -> dict:
-        x = jnp.zeros((1, *self.shape), jnp.float32)
-        return {"pixelcnn": self.net.init(key, x)["params"]}
+        return {"pixelcnn": init_params(self.net, key, self.shape)}
 
     def thetas(self, params, rows: Array, key=None) -> Array:
         """PNN parameters of every sub-pixel, ``(n, D, P)`` in the row layout (teacher

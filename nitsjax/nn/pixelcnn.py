@@ -43,6 +43,18 @@ import numpy as np
 
 Array = jax.Array
 
+#: LeCun-normal weights without truncation: a truncated normal per layer makes the
+#: compiled init of this many layers slow to build, for no benefit here
+KERNEL_INIT = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+
+
+def _conv(features, kernel, stride=1):
+    return nn.Conv(features, kernel, strides=stride, padding="VALID", kernel_init=KERNEL_INIT)
+
+
+def _dense(features, **kw):
+    return nn.Dense(features, kernel_init=kw.pop("kernel_init", KERNEL_INIT), **kw)
+
 
 def concat_elu(x: Array) -> Array:
     """``elu([x, -x])`` along the last axis (doubles the channels; PixelCNN++)."""
@@ -72,7 +84,7 @@ class DownShiftedConv(nn.Module):
     def __call__(self, x):
         kh, kw = self.kernel
         x = jnp.pad(x, ((0, 0), (kh - 1, 0), ((kw - 1) // 2, (kw - 1) // 2), (0, 0)))
-        return nn.Conv(self.features, (kh, kw), strides=self.stride, padding="VALID")(x)
+        return _conv(self.features, (kh, kw), self.stride)(x)
 
 
 class DownRightShiftedConv(nn.Module):
@@ -87,7 +99,7 @@ class DownRightShiftedConv(nn.Module):
     def __call__(self, x):
         kh, kw = self.kernel
         x = jnp.pad(x, ((0, 0), (kh - 1, 0), (kw - 1, 0), (0, 0)))
-        return nn.Conv(self.features, (kh, kw), strides=self.stride, padding="VALID")(x)
+        return _conv(self.features, (kh, kw), self.stride)(x)
 
 
 class DownShiftedDeconv(nn.Module):
@@ -100,7 +112,8 @@ class DownShiftedDeconv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        y = nn.ConvTranspose(self.features, (2, 3), strides=(2, 2), padding="VALID")(x)
+        y = nn.ConvTranspose(self.features, (2, 3), strides=(2, 2), padding="VALID",
+                             kernel_init=KERNEL_INIT)(x)
         h, w = self.out_hw
         return y[:, :h, 1 : 1 + w]
 
@@ -114,7 +127,8 @@ class DownRightShiftedDeconv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        y = nn.ConvTranspose(self.features, (2, 2), strides=(2, 2), padding="VALID")(x)
+        y = nn.ConvTranspose(self.features, (2, 2), strides=(2, 2), padding="VALID",
+                             kernel_init=KERNEL_INIT)(x)
         h, w = self.out_hw
         return y[:, :h, :w]
 
@@ -133,14 +147,14 @@ class GatedResNet(nn.Module):
             return DownShiftedConv(features, (2, 3))
         if self.kind == "down_right":
             return DownRightShiftedConv(features, (2, 2))
-        return nn.Dense(features)
+        return _dense(features)
 
     @nn.compact
     def __call__(self, x, skip: Optional[Array] = None, deterministic: bool = True):
         f = x.shape[-1]
         h = self._conv(f)(concat_elu(x))
         if skip is not None:
-            h = h + nn.Dense(f)(concat_elu(skip))
+            h = h + _dense(f)(concat_elu(skip))
         h = concat_elu(h)
         h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
         a, b = jnp.split(self._conv(2 * f)(h), 2, axis=-1)
@@ -171,9 +185,9 @@ class CausalSelfAttention(nn.Module):
         pos = positions(n, h, w, ul.dtype)
         kv_in = jnp.concatenate([x, ul, pos], axis=-1)
         q_in = jnp.concatenate([ul, pos], axis=-1)
-        keys = nn.Dense(self.key_size)(concat_elu(kv_in)).reshape(n, h * w, -1)
-        values = nn.Dense(max(f // 2, 1))(concat_elu(kv_in)).reshape(n, h * w, -1)
-        queries = nn.Dense(self.key_size)(concat_elu(q_in)).reshape(n, h * w, -1)
+        keys = _dense(self.key_size)(concat_elu(kv_in)).reshape(n, h * w, -1)
+        values = _dense(max(f // 2, 1))(concat_elu(kv_in)).reshape(n, h * w, -1)
+        queries = _dense(self.key_size)(concat_elu(q_in)).reshape(n, h * w, -1)
         logits = jnp.einsum("nqk,npk->nqp", queries, keys) / math.sqrt(self.key_size)
         mask = jnp.tril(jnp.ones((h * w, h * w), bool), k=-1)  # key p < query q
         logits = jnp.where(mask, logits, -jnp.inf)
@@ -265,8 +279,8 @@ class ChannelHead(nn.Module):
     def setup(self):
         bias = np.zeros(self.out_dim, np.float32) if self.out_bias is None else self.out_bias
         value = jnp.asarray(bias, jnp.float32)
-        self.from_h = [nn.Dense(self.hidden) for _ in range(self.channels)]
-        self.from_x = [nn.Dense(self.hidden, use_bias=False) for _ in range(1, self.channels)]
+        self.from_h = [_dense(self.hidden) for _ in range(self.channels)]
+        self.from_x = [_dense(self.hidden, use_bias=False) for _ in range(1, self.channels)]
         self.out = [
             nn.Dense(
                 self.out_dim,
@@ -320,3 +334,36 @@ class PixelCNN(nn.Module):
 
     def __call__(self, x, deterministic: bool = True):
         return self.head(self.body(x, deterministic), x)
+
+
+def init_params(net: PixelCNN, key, shape) -> dict:
+    """The ``params`` collection of ``net`` for images of ``shape = (H, W, C)``.
+
+    Kernels are LeCun-normal (standard deviation ``1 / sqrt(fan_in)``), biases zero, the
+    head's output layers zero with bias ``out_bias`` (as the modules' own initialisers),
+    but drawn in ONE random call: flax's per-layer draws make the compiled ``net.init`` of
+    this many layers take tens of seconds to build on a CPU."""
+    x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
+    tree = jax.eval_shape(net.init, jax.random.key(0), x)["params"]
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+
+    def role(path):
+        names = [getattr(k, "key", str(k)) for k in path]
+        output = len(names) >= 2 and names[0] == "head" and names[1].startswith("out_")
+        return names[-1], output
+
+    sizes = [leaf.size for path, leaf in leaves if role(path) == ("kernel", False)]
+    noise = jax.random.normal(key, (sum(sizes),), jnp.float32)
+    bias = np.zeros(net.out_dim, np.float32) if net.out_bias is None else net.out_bias
+    out, start = [], 0
+    for path, leaf in leaves:
+        kind, output = role(path)
+        if kind == "kernel" and not output:
+            fan_in = math.prod(leaf.shape[:-1])
+            out.append(noise[start : start + leaf.size].reshape(leaf.shape) / math.sqrt(fan_in))
+            start += leaf.size
+        elif kind == "bias" and output:
+            out.append(jnp.asarray(bias, jnp.float32).reshape(leaf.shape))
+        else:
+            out.append(jnp.zeros(leaf.shape, leaf.dtype))
+    return jax.tree_util.tree_unflatten(treedef, out)
