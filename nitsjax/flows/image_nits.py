@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nitsjax.bijectors.base import chain
 from nitsjax.bijectors.image_nits import LEVELS, LOW, ImageNITS, image_nits_model
 from nitsjax.bijectors.pnn import DEFAULT_MONOTONIC_CONST
 from nitsjax.distributions.base import uniform
@@ -204,8 +205,6 @@ def image_nits(
         arch=arch, monotonic_const=monotonic_const, solver=solver, tol=tol,
         channels_first=channels_first, stages=stages,
     )
-    from nitsjax.bijectors.base import chain
-
     bij = chain({"image_nits": model.bijector()}, name="flow")
     return ImageNITSFlow(uniform(model.dim), bij, model.dim, None, name="image_nits",
                          spec=spec, model=model)
