@@ -274,6 +274,11 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     if r.scale is not None:
         metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
     log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
+    if takes_image_shape(r.cfg.model):
+        bpd = image_bits_per_dim(r.flow, r.params, data.split(split), split, s, batch_size)
+        metrics.update({k.replace(f"{split}_", "", 1): v for k, v in bpd.items()})
+        log.info(f"{split} bits/dim: {metrics['bits_per_dim']:.4f} (discrete), "
+                 f"{metrics['bits_per_dim_dequantized']:.4f} (dequantised)")
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         _write_json(Path(out_dir) / METRICS_FILE, metrics)
