@@ -111,7 +111,9 @@ def tabular_samples(runs_by_data, out: Path, n: int = 1000) -> list[Path]:
     return written
 
 
-def image_samples(runs_by_data, out: Path, n: int = 64) -> list[Path]:
+def image_samples(runs_by_data, out: Path, n: int = 64, n_pixelwise: int = 16) -> list[Path]:
+    """Sample grids next to real images; image models of the 8-bit values (``image_nits``,
+    sampled pixel by pixel: ``n_pixelwise`` samples, a 4 x 4 grid) are shown on [0, 1]."""
     written = []
     for name, runs in sorted(runs_by_data.items()):
         for run_dir, _, cfg in runs:
@@ -121,15 +123,20 @@ def image_samples(runs_by_data, out: Path, n: int = 64) -> list[Path]:
                 continue
             run = ex.load_run(run_dir)
             data = run.load_data()
-            s = run.sample(jax.random.key(0), n)
-            real = data.to_original(data.test)[:n]
+            pixelwise = ex.takes_image_shape(cfg.model)
+            k = n_pixelwise if pixelwise else n
+            s = run.sample(jax.random.key(0), k)
+            real = data.to_original(data.test)[:k]
+            if pixelwise:
+                s, real = s / 255.0, real / 255.0
+            grid = {"rows": 4, "cols": 4} if pixelwise else {}
             if patches:  # restore the dropped pixel: patches had their mean removed
                 s = np.concatenate([s, -s.sum(1, keepdims=True)], 1)
                 real = np.concatenate([real, -real.sum(1, keepdims=True)], 1)
                 shape = (8, 8)
             fig = plots.plot_image_samples(np.clip(s, -1, 1) if patches else np.clip(s, 0, 1),
                                            tuple(shape), real, None,
-                                           title=f"{model_key(cfg.model)} samples")
+                                           title=f"{model_key(cfg.model)} samples", **grid)
             written.append(_save(fig, out / f"images_{name}_{model_key(cfg.model)}.png", dpi=70))
     return written
 
@@ -162,9 +169,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders or folders holding them")
     ap.add_argument("--out", default="experiments/results", help="folder for the PNGs")
+    ap.add_argument("--images-only", action="store_true",
+                    help="only the sample grids of image runs (images_<data>_<model>.png)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     by_data = _runs_by_data(args.runs)
+    if args.images_only:
+        image_samples(by_data, out)
+        return 0
     toy_grid(by_data, out)
     tabular_samples(by_data, out)
     image_samples(by_data, out)

@@ -12,6 +12,8 @@ Units:
 * tabular data: nats per example, in the units the model was trained in (for the MAF
   benchmarks that is MAF's preprocessing, the units of the published numbers; for the UCI
   tables, the training-standardised units);
+* image models of the 8-bit values (``image_nits``): the discrete bits per dimension its
+  run reports, ``-log P(x) / (D ln 2)`` (``test_bits_per_dim`` in ``metrics.json``);
 * images (MNIST, CIFAR-10, dequantised to [0, 1) by the loader): bits per dimension of the
   dequantised 8-bit pixels, ``-(LL + log|det|) / (D ln 2)`` where ``log|det| = -D ln 256``
   is the scaling to [0, 1) (``nitsjax.data.scale_logdet``); a logit (``model.logit``) is
@@ -103,7 +105,11 @@ def read_run(run_dir) -> dict | None:
     se = float("nan") if se is None else float(se)
     row = {"dataset": COMPARE_AS.get(data, data), "model": model_key(cfg.model), "data": data,
            "budget": budget(cfg, metrics), "run": str(run_dir)}
-    if data in IMAGE_DATA and cfg.data.get("dequantize", True):
+    if "test_bits_per_dim" in metrics:  # an image model of the 8-bit values (image_nits)
+        dim = int(metrics["dim"])
+        row.update(metric="bits_per_dim", mean=float(metrics["test_bits_per_dim"]),
+                   stderr=se / (dim * math.log(2.0)))
+    elif data in IMAGE_DATA and cfg.data.get("dequantize", True):
         dim = int(metrics["dim"])
         if "test_log_likelihood_original_units" in metrics:  # standardised pixels
             ll = float(metrics["test_log_likelihood_original_units"])

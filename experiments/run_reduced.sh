@@ -6,7 +6,7 @@
 #   experiments/run_reduced.sh toys tabular    # some stages only
 #   RUNS=/tmp/runs experiments/run_reduced.sh  # where the run folders go (not committed)
 #
-# Stages: toys tabular bsds300 mnist nits report. Data: $NITSJAX_DATA must hold
+# Stages: toys tabular bsds300 mnist image_nits nits report. Data: $NITSJAX_DATA must hold
 # magic04/, htru2/, winequality-red/, winequality-white/, bsds300/ and mnist/
 # (default /work/shared/data, the shared copies on the development machine).
 # Each training stage is one `nitsjax train -m` sweep over experiment configs
@@ -57,6 +57,14 @@ stage_mnist() {  # MNIST, MAF (5) / Real NVP (5) with one hidden layer of 256, 1
     train.patience=null train.schedule=cosine eval_batch_size=1000
 }
 
+stage_image_nits() {  # MNIST, image NITS (PixelCNN++ conditioner, 1 block of 32 filters per
+  # resolution), discretised likelihood on the 8-bit values, 350 steps of batch 16;
+  # validation 1% of the training images (600), the full test set
+  sweep image_nits +experiment=mnist_image_nits model.filters=32 model.resnets=1 \
+    train.steps=350 train.batch_size=16 train.learning_rate=1e-3 train.eval_every=350 \
+    train.patience=null train.ema_decay=null data.val_fraction=0.01 eval_batch_size=200
+}
+
 stage_nits() {  # NITS last: two toys and one UCI table, small conditioner
   sweep toys_nits +experiment=toy_nits data=moons,checkerboard train.steps=1000
   sweep tabular_nits +experiment=magic_nits train.steps=800
@@ -64,11 +72,11 @@ stage_nits() {  # NITS last: two toys and one UCI table, small conditioner
 
 stage_report() {  # tables and figures from the run folders
   "$PY" experiments/results.py "$RUNS"/*/* --out experiments/results/results.md
-  "$PY" experiments/figures.py "$RUNS" --out experiments/results
+  "$PY" experiments/figures.py "$RUNS" --out experiments/results  # image_nits: 16 samples
 }
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(toys tabular bsds300 mnist nits report)
+[ ${#stages[@]} -eq 0 ] && stages=(toys tabular bsds300 mnist image_nits nits report)
 for s in "${stages[@]}"; do
   echo "=== stage $s ($(date +%T))"
   SECONDS=0

@@ -23,7 +23,7 @@ from nitsjax.app.commands import (
 from nitsjax.app.datasets import Dataset, data_options, load_data
 from nitsjax.app.evaluation import format_ll, log_likelihoods, sample_in_batches, summarize
 from nitsjax.app.figures import write_figures
-from nitsjax.app.models import build_flow, flow_constructor, model_options
+from nitsjax.app.models import build_flow, flow_constructor, model_options, takes_image_shape
 from nitsjax.app.params_io import load_params, save_params
 from nitsjax.app.trained import (
     CONFIG_FILE,
@@ -41,5 +41,5 @@ __all__ = [
     "format_ll", "hydra_output_dir", "load_data", "load_params", "load_run",
     "log_likelihoods", "model_options", "output_path", "run_demo",
     "run_eval", "run_sample", "run_train", "sample_in_batches", "save_params", "summarize",
-    "train_validated", "write_figures",
+    "takes_image_shape", "train_validated", "write_figures",
 ]

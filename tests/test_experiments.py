@@ -40,7 +40,7 @@ def test_experiment_composes_and_validates(name):
     C.validate(cfg, "train")
     data_name, _ = ex.data_options(cfg.data)
     stem_data = "moons" if name.startswith("toy_") else name.rsplit(
-        "_", 2 if name.endswith("_nsf_ar") else 1)[0]
+        "_", 2 if name.endswith(("_nsf_ar", "_image_nits")) else 1)[0]
     assert data_name == stem_data
     try:
         ctor, kw = ex.model_options(cfg.model)

@@ -28,9 +28,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from nitsjax.app.datasets import Dataset, fit_dequantize, load_data, log_scale
-from nitsjax.app.evaluation import discrete_log_likelihoods, format_ll, summarize
+from nitsjax.app.evaluation import (
+    dequantized_log_likelihoods,
+    discrete_log_likelihoods,
+    format_ll,
+    summarize,
+)
 from nitsjax.app.figures import write_figures, write_sample_figure
-from nitsjax.app.models import build_flow
+from nitsjax.app.models import build_flow, takes_image_shape
 from nitsjax.app.params_io import save_params
 from nitsjax.app.trained import (
     CONFIG_FILE,
@@ -141,7 +146,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
     log.info(f"output folder: {out}")
     OmegaConf.save(cfg, out / CONFIG_FILE, resolve=True)
 
-    data = load_data(cfg.data)
+    images = takes_image_shape(cfg.model)
+    data = load_data(cfg.data, raw_pixels=images)
     t = cfg.train
     if t.batch_size > len(data.train):
         raise ConfigError(
@@ -152,8 +158,10 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         f"data {cfg.data.name}: dim {data.dim}, train {len(data.train)}, val {len(data.val)}, "
         f"test {len(data.test)}; model {cfg.model.name}"
     )
-    flow = build_flow(cfg.model, data.dim)
+    flow = build_flow(cfg.model, data.dim, image_shape=data.image_shape)
     metrics = {"model": cfg.model.name, "data": cfg.data.name, "dim": data.dim}
+    if data.image_shape is not None:
+        metrics["image_shape"] = list(data.image_shape)
     _write_json(out / METRICS_FILE, metrics)  # completed after training
     k_init, k_fit, k_plot = jax.random.split(jax.random.key(cfg.seed), 3)
     params = flow.init(k_init)  # fit initialises the data-side layers from the training split
@@ -199,10 +207,16 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         metrics[f"n_{split}"] = s["n"]
         if data.scale is not None:
             metrics[f"{split}_log_likelihood_original_units"] = s["mean"] - log_scale(data.scale)
+        if images:
+            metrics.update(image_bits_per_dim(flow, params, data.split(split), split, s,
+                                              cfg.eval_batch_size))
     _write_json(out / METRICS_FILE, metrics)
     s = {"mean": metrics["test_log_likelihood"], "stderr": metrics["test_log_likelihood_stderr"]
          or float("nan"), "n": metrics["n_test"]}
     log.info(f"test log-likelihood: {format_ll(s)} nats per example")
+    if "test_bits_per_dim" in metrics:
+        log.info(f"test bits/dim: {metrics['test_bits_per_dim']:.4f} (discrete), "
+                 f"{metrics['test_bits_per_dim_dequantized']:.4f} (dequantised)")
     if "test_log_likelihood_original_units" in metrics:
         log.info(
             f"test log-likelihood in the data's original units: "
@@ -213,6 +227,21 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         for f in write_figures(run, data, k_plot, cfg.plots, records, cfg.eval_batch_size):
             log.info(f"figure: {f}")
     log.info(f"output folder: {out}")
+    return out
+
+
+def image_bits_per_dim(flow, params, x, split: str, discrete: dict, batch_size: int) -> dict:
+    """Bits/dim of an image model (``image_nits``) on 8-bit images both ways: from the
+    discrete log-likelihood summary ``discrete`` (``{"mean", "stderr", "n"}``, nats) and
+    from the continuous density of the dequantised images (one fixed noise draw).
+    Keys ``<split>_bits_per_dim[_stderr]`` and ``<split>_bits_per_dim_dequantized[_stderr]``."""
+    per = flow.dim * math.log(2.0)
+    deq = summarize(dequantized_log_likelihoods(flow, params, x, batch_size))
+    out = {}
+    for suffix, s in (("", discrete), ("_dequantized", deq)):
+        out[f"{split}_bits_per_dim{suffix}"] = -s["mean"] / per
+        se = _finite_or_none(s["stderr"])
+        out[f"{split}_bits_per_dim{suffix}_stderr"] = None if se is None else se / per
     return out
 
 
@@ -245,6 +274,11 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     if r.scale is not None:
         metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
     log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
+    if takes_image_shape(r.cfg.model):
+        bpd = image_bits_per_dim(r.flow, r.params, data.split(split), split, s, batch_size)
+        metrics.update({k.replace(f"{split}_", "", 1): v for k, v in bpd.items()})
+        log.info(f"{split} bits/dim: {metrics['bits_per_dim']:.4f} (discrete), "
+                 f"{metrics['bits_per_dim_dequantized']:.4f} (dequantised)")
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         _write_json(Path(out_dir) / METRICS_FILE, metrics)

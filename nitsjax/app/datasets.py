@@ -115,15 +115,25 @@ def fit_dequantize(data_cfg, fit_params) -> dict:
     return {"dequantize": value}
 
 
-def load_data(data_cfg, root: Optional[str] = None) -> Dataset:
+def load_data(data_cfg, root: Optional[str] = None, *, raw_pixels: bool = False) -> Dataset:
     """Load the data set a data config names (``root`` overrides ``data.root``).
 
     When the loader standardised the data its ``mean``/``std`` become ``shift``/``scale``,
-    so samples and densities can be mapped back to the data's original units."""
+    so samples and densities can be mapped back to the data's original units.
+    ``raw_pixels`` (image models: ``image_nits``, which model the 8-bit values and report
+    the dequantised bits/dim themselves): the loader's integer values 0..255, whatever
+    ``data.dequantize`` says (the image loaders' default is to dequantise)."""
     from nitsjax import data as D
     from nitsjax.data import tabular
 
     name, kw = data_options(data_cfg, root)
+    if raw_pixels:
+        if "dequantize" not in loader_params(name):
+            raise ConfigError(
+                f"data.name: this model gives probabilities of 8-bit images; {name!r} is not "
+                f"an image data set (use data=mnist or data=cifar10)"
+            )
+        kw["dequantize"] = False
     if name == "file":  # load_file's own signature names every option
         (train, val, test), info = tabular.load_file(return_info=True, **kw)
     else:

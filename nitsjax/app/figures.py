@@ -8,6 +8,8 @@ from pathlib import Path
 from nitsjax.app.datasets import Dataset
 from nitsjax.app.trained import TrainedRun
 
+IMAGE_GRID = 64  # samples in an image grid (8 x 8, nitsjax.plots.plot_image_samples)
+
 
 def write_figures(run: TrainedRun, data: Dataset, key, plots_cfg, records=None,
                   batch_size: int = 4096) -> list[Path]:
@@ -19,7 +21,10 @@ def write_figures(run: TrainedRun, data: Dataset, key, plots_cfg, records=None,
         written.append(out / "training_curve.png")
         plots.plot_history(records, written[-1], title=f"{run.cfg.model.name} on {data.name}")
     test = data.to_original(data.test)
-    samples = run.sample(key, plots_cfg.n_samples)
+    n = plots_cfg.n_samples
+    if data.image_shape is not None:
+        n = min(n, IMAGE_GRID)  # the grid shows 64; an image model samples pixel by pixel
+    samples = run.sample(key, n)
     written.append(out / "samples.png")
     if data.image_shape is not None:
         plots.plot_image_samples(samples, data.image_shape, test, written[-1])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import numpy as np
+
 from nitsjax import registry
 from nitsjax.config import ConfigError, to_container
 
@@ -52,10 +54,42 @@ def _frozen(v):
     return tuple(_frozen(a) for a in v) if isinstance(v, (list, tuple)) else v
 
 
-def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None):
+def takes_image_shape(model_cfg) -> bool:
+    """Whether the model's constructor takes an image ``shape`` (``image_nits``) instead
+    of ``dim``: its data are 8-bit images, loaded as raw pixel values 0..255."""
+    import inspect
+
+    ctor = flow_constructor(to_container(model_cfg)["name"])
+    first = next(iter(inspect.signature(ctor).parameters), None)
+    return first == "shape"
+
+
+def image_model_shape(image_shape, dim: int, channels_first: bool = False) -> tuple:
+    """``(H, W, C)`` of an image model from the data's ``image_shape`` (``(H, W)``: one
+    channel; ``(C, H, W)`` when ``channels_first``, CIFAR-10's layout)."""
+    if image_shape is None:
+        raise ConfigError(
+            "data.image_shape: this model takes images; use an image data set (data=mnist, "
+            "data=cifar10) or set data.image_shape=[H,W] / [H,W,C]"
+        )
+    s = tuple(int(v) for v in image_shape)
+    if len(s) == 2:
+        shape = s + (1,)
+    elif len(s) == 3 and channels_first and s[0] < s[-1]:  # written (C, H, W)
+        shape = (s[1], s[2], s[0])
+    else:
+        shape = s
+    if len(shape) != 3 or int(np.prod(shape)) != dim:
+        raise ConfigError(f"data.image_shape: {list(s)} does not describe rows of {dim} values")
+    return shape
+
+
+def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None,
+               image_shape: Optional[tuple] = None):
     """A ``Flow`` on R^dim from a model config: ``name`` picks the constructor, every
     other key is a keyword argument (lists become tuples). Unknown keys raise a
-    ``ConfigError`` naming the key and the constructor's arguments.
+    ``ConfigError`` naming the key and the constructor's arguments. An image model
+    (``takes_image_shape``) is built on ``image_model_shape(image_shape, dim)``.
 
     Flows are values: the same config and ``dim`` give equal flows (``Flow.spec``), and
     the compiled functions of ``fit`` and ``Flow`` are keyed on that value, so the jobs of
@@ -65,6 +99,9 @@ def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None):
     kw = {k: _frozen(v) for k, v in kw.items()}
     if context_dim is not None:
         kw["context_dim"] = context_dim
+    if takes_image_shape(model_cfg):
+        shape = image_model_shape(image_shape, dim, bool(kw.get("channels_first", False)))
+        return with_logit(ctor(shape, **kw), alpha)
     return with_logit(ctor(dim, **kw), alpha)
 
 

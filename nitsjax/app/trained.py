@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nitsjax.app.datasets import Dataset, load_data, log_scale, to_original
 from nitsjax.app.evaluation import log_likelihoods, sample_in_batches
-from nitsjax.app.models import build_flow
+from nitsjax.app.models import build_flow, takes_image_shape
 from nitsjax.app.params_io import load_params
 
 PathLike = Union[str, Path]
@@ -55,7 +55,7 @@ class TrainedRun:
         return to_original(x, self.shift, self.scale) if original_units else x
 
     def load_data(self, root: Optional[str] = None) -> Dataset:
-        return load_data(self.cfg.data, root=root)
+        return load_data(self.cfg.data, root=root, raw_pixels=takes_image_shape(self.cfg.model))
 
 
 def load_run(run_dir: PathLike) -> TrainedRun:
@@ -85,7 +85,9 @@ def load_run(run_dir: PathLike) -> TrainedRun:
             scale = z["scale"] if "scale" in z.files and z["scale"].size else None
     if dim is None:
         raise ValueError(f"run: {run_dir / METRICS_FILE} is missing or has no 'dim'")
-    flow = build_flow(cfg.model, int(dim))
+    image_shape = cfg.data.get("image_shape") or (
+        json.loads(meta_path.read_text()).get("image_shape") if meta_path.is_file() else None)
+    flow = build_flow(cfg.model, int(dim), image_shape=image_shape)
     template = jax.eval_shape(flow.init, jax.random.key(0))
     params = load_params(params_path, template)
     return TrainedRun(run_dir, cfg, flow, params, shift, scale)

@@ -1,9 +1,10 @@
-"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf`` and ``nits``.
+"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf``, ``nits`` and ``image_nits``.
 
 Each is registered once (``nitsjax.registry``); its signature is its config schema."""
 
 from nitsjax.flow import Flow
 from nitsjax.flows.affine import iaf, maf, realnvp
+from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.nits import NITSFlow, nits
 from nitsjax.flows.spline import nsf
 from nitsjax.registry import register
@@ -13,5 +14,7 @@ register("iaf", iaf)
 register("realnvp", realnvp)
 register("nsf", nsf)
 register("nits", nits)
+register("image_nits", image_nits)
 
-__all__ = ["Flow", "NITSFlow", "iaf", "maf", "nits", "nsf", "realnvp"]
+__all__ = ["Flow", "ImageNITSFlow", "NITSFlow", "iaf", "image_nits", "maf", "nits", "nsf",
+           "realnvp"]

@@ -292,11 +292,13 @@ def fit(
       dequantize: integer-valued (lattice) columns. ``"auto"`` (default): the columns
         ``nitsjax.data.columns.lattice_steps`` finds in the training split; ``True``: the
         same, an error if there is none; an array ``(dim,)``: these steps (0: none);
-        ``False``: off. Each training step adds fresh uniform noise
-        ``(u - 1/2) * step``, ``u ~ U[0, 1)``, to those columns (bins centred on the grid); validation uses one fixed draw. Every NLL
+        ``False``: off. Each training step adds fresh uniform noise ``(u - 1/2) * step``,
+        ``u ~ U[0, 1)``, to those columns (bins centred on the grid); validation uses one
+        fixed draw. Every NLL
         reported (train, validation, Gaussian floor) is then the variational bound on the
         discrete data, ``-log P(x) <= -log p(x + (u - 1/2) * step) - sum_j log step_j``
-        (``history.dequantized`` = ``{column: step}``).
+        (``history.dequantized`` = ``{column: step}``). A flow of discrete data (its
+        ``discrete`` attribute is true, e.g. ``image_nits``) is not dequantised by ``"auto"``.
 
     Returns:
       ``(params, history)``: the trained params and a ``History``. ``history.returned``
@@ -365,6 +367,8 @@ def fit(
             )
     if checkpoint_dir is not None:
         check_writable(checkpoint_dir)
+    if isinstance(dequantize, str) and dequantize == "auto" and getattr(flow, "discrete", False):
+        dequantize = False  # the flow models the integer values themselves (image_nits)
     lattice = _column_steps(train, dequantize, flow.dim)  # also reports odd columns
     eval_every = eval_every or default_eval_every(n, batch_size)
 
