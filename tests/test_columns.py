@@ -98,3 +98,20 @@ def test_bad_input_is_a_clear_error(x, error, words):
             assert word in str(info.value), (word, str(info.value))
     with pytest.raises(ValueError, match="names: expected 2 column names"):
         describe_columns(np.zeros((3, 2)), names=["a"])
+
+
+def test_report_of_a_wide_table_names_a_bounded_number_of_columns():
+    """Image-like tables: every column on a lattice, many dependent columns; the report
+    names at most ``LISTED`` per finding and says how many more there are."""
+    from nitsjax.data.columns import LISTED, describe_columns
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 8, (300, 60)).astype(np.float64)
+    for j in range(30, 60):
+        x[:, j] = x[:, 0] * j
+    report = describe_columns(x)
+    text = str(report)
+    assert len(report.dependent) == 30 and len(report.lattice) == 60
+    assert f"... and {30 - LISTED} more linearly dependent columns" in text
+    assert f"... and {60 - LISTED} more" in text
+    assert text.count("is a linear combination") == LISTED

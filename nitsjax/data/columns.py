@@ -197,7 +197,7 @@ class ColumnReport:
         return f"{j} ({', '.join(notes)})" if notes else str(j)
 
     def labels(self, cols: Sequence[int]) -> str:
-        return ", ".join(self.label(j) for j in cols)
+        return _listed([self.label(j) for j in cols])
 
     def __str__(self) -> str:
         head = f"Column check of {self.n} training rows x {self.dim} columns"
@@ -208,19 +208,32 @@ class ColumnReport:
             lines.append(
                 f"- constant column(s) {self.labels(self.constant)}: a constant has no "
                 "density (the log-likelihood grows without bound); drop these columns.")
-        for j, used in zip(self.dependent, self.dependent_on):
+        shown = list(zip(self.dependent, self.dependent_on))
+        for j, used in shown[:LISTED]:
             lines.append(
                 f"- column {self.label(j)} is a linear combination of column(s) "
                 f"{self.labels(used)}: the rows lie on a hyperplane, which has no density; "
                 f"drop column {self.label(j)} (or one of the columns it combines).")
+        if len(shown) > LISTED:
+            lines.append(f"- ... and {len(shown) - LISTED} more linearly dependent columns "
+                         f"(all in report.dependent).")
         if self.lattice:
-            steps = ", ".join(self.label(j, f"step {self.steps[j]:.4g}") for j in self.lattice)
+            steps = _listed([self.label(j, f"step {self.steps[j]:.4g}") for j in self.lattice])
             lines.append(
                 f"- discrete (lattice) column(s) {steps}: values on a grid have a probability "
                 "mass, not a density. nj.fit dequantises such columns by default (uniform "
                 "noise of one step; the log-likelihood is then a bound on the discrete one; "
                 "dequantize= turns it off).")
         return "\n".join(lines)
+
+
+LISTED = 12  # a report names at most this many columns per finding (wide tables, images)
+
+
+def _listed(items: Sequence[str]) -> str:
+    """The first ``LISTED`` items, comma separated, then how many more there are."""
+    more = f", ... and {len(items) - LISTED} more" if len(items) > LISTED else ""
+    return ", ".join(items[:LISTED]) + more
 
 
 def describe_columns(x, names: Optional[Sequence[str]] = None) -> ColumnReport:
