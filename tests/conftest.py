@@ -32,3 +32,15 @@ def collect(attr: str):
     for path in sorted(pathlib.Path(__file__).parent.glob("cases_*.py")):
         out.extend(getattr(importlib.import_module(path.stem), attr, []))
     return out
+
+
+def scaled_data(n, dtype, seed=0):
+    """(n, 4) rows whose columns have very different means and scales, the last one
+    constant (data-init tests)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)) * np.array([1e3, 1e-2, 1.0, 1.0]) + np.array([-7.0, 30.0, 0.0, 0.0])
+    x[:, 3] = 2.5
+    return jnp.asarray(x, dtype)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import scaled_data
 
 from nitsjax.bijectors.actnorm import actnorm
 from nitsjax.bijectors.affine import affine_transformer
@@ -14,19 +15,11 @@ from nitsjax.flows.affine import flow_layer, realnvp
 KEY = jax.random.key(0)
 
 
-def _scaled_data(n, dtype, seed=0):
-    """Columns with very different means and scales, the last one constant."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)) * np.array([1e3, 1e-2, 1.0, 1.0]) + np.array([-7.0, 30.0, 0.0, 0.0])
-    x[:, 3] = 2.5
-    return jnp.asarray(x, dtype)
-
-
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_actnorm_data_init_standardises(dtype):
     with jax.enable_x64(dtype == "float64"):
-        x = _scaled_data(500, dtype)
+        x = scaled_data(500, dtype)
         bij = actnorm(4)
         params, z = bij.data_init(bij.init(KEY), x)
         z = np.asarray(z)
@@ -68,7 +61,7 @@ def test_flow_init_runs_actnorm_data_init_in_every_scanned_layer():
     ActNorm of layer i standardises the batch as it arrives at layer i."""
     dim, layers = 3, 3
     flow = realnvp(dim, layers=layers, hidden=(8,), actnorm=True, linear="lu", standardize=None)
-    x = _scaled_data(256, jnp.float32)[:, :dim]
+    x = scaled_data(256, jnp.float32)[:, :dim]
     params = flow.init(KEY, x=x)["bijector"]["layers"]
     layer = flow_layer(coupling(affine_transformer(), dim, (8,)), dim, True, "lu")
     layer_fwd = jax.jit(jax.vmap(layer.forward, in_axes=(None, 0)))

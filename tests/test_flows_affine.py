@@ -5,25 +5,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import scaled_data
 
 from nitsjax.flows.affine import iaf, maf, realnvp
 
 KEY = jax.random.key(0)
 
 
-def _scaled_data(n, dtype, seed=0):
-    """Columns with very different means and scales, the last one constant."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)) * np.array([1e3, 1e-2, 1.0, 1.0]) + np.array([-7.0, 30.0, 0.0, 0.0])
-    x[:, 3] = 2.5
-    return jnp.asarray(x, dtype)
-
-
 
 @pytest.mark.parametrize("make", [maf, iaf, realnvp], ids=["maf", "iaf", "realnvp"])
-def test_data_init_fits_badly_scaled_data(make):
+def test_data_init_fits_badlyscaled_data(make):
     """With data at scale 1e3, data init must beat the identity start by a wide margin."""
-    x = _scaled_data(256, jnp.float32)[:, :3]
+    x = scaled_data(256, jnp.float32)[:, :3]
     flow = make(3, layers=2, hidden=(8,), actnorm=True, linear="lu", standardize=None)
     plain = flow.init(KEY)
     np.testing.assert_array_equal(plain["bijector"]["layers"]["actnorm"]["shift"], 0.0)

@@ -111,8 +111,9 @@ class PNNWeights(NamedTuple):
     w_rel: Array
 
 
-def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
-    """Split a ``(num_params(hidden),)`` vector into constrained weights."""
+def _check_theta(theta: Array, hidden: Sequence[int]) -> tuple[int, ...]:
+    """The widths ``(1, *hidden)``; raises when ``theta``'s last axis is not
+    ``num_params(hidden)`` long."""
     widths = (1,) + tuple(hidden)
     expected = num_params(hidden)
     if theta.shape[-1] != expected:
@@ -120,6 +121,12 @@ def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
             f"theta: expected {expected} PNN parameters for arch {list(widths) + [1]}, "
             f"got shape {theta.shape}"
         )
+    return widths
+
+
+def unpack(theta: Array, hidden: Sequence[int]) -> PNNWeights:
+    """Split a ``(num_params(hidden),)`` vector into constrained weights."""
+    widths = _check_theta(theta, hidden)
     i = 0
     layers = []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
@@ -244,13 +251,7 @@ class _Pass(NamedTuple):
 
 
 def _split(theta: Array, hidden: Sequence[int]):
-    widths = (1,) + tuple(hidden)
-    expected = num_params(hidden)
-    if theta.shape[-1] != expected:
-        raise ValueError(
-            f"theta: expected {expected} PNN parameters for arch {list(widths) + [1]}, "
-            f"got shape {theta.shape}"
-        )
+    widths = _check_theta(theta, hidden)
     i, layers = 0, []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
         raw = theta[i : i + n_in * n_out].reshape(n_out, n_in)
