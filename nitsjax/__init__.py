@@ -10,6 +10,8 @@ from nitsjax import (
     distributions,
     flows,
     interop,
+    losses,
+    models,
     nn,
     registry,
     results,
@@ -22,6 +24,6 @@ from nitsjax.train import FitDiverged, FitInterrupted, History, fit
 __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
-    "distribution_functions", "distributions",
-    "fit", "flows", "interop", "nn", "registry", "results", "root_finding", "train",
+    "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
+    "nn", "registry", "results", "root_finding", "train",
 ]

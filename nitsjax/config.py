@@ -37,6 +37,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 import nitsjax.flows  # noqa: F401  (registers the built-in flows)
+import nitsjax.models  # noqa: F401  (and models)
 from nitsjax import registry
 from nitsjax.app.schema import signature_schema
 from nitsjax.cli import COMMANDS
@@ -69,7 +70,7 @@ MODEL_SUPPLIED = ("context_dim",)
 def model_schema(name: str) -> type:
     """The schema of ``model.name=<name>``: ``ModelConfig`` plus one field per option of
     the registered constructor, with the signature's types and defaults."""
-    ctor = registry.get(name)
+    ctor = registry.get_model(name)
     return signature_schema(
         ctor, f"{name.upper()}Config", bases=(ModelConfig,), exclude=MODEL_SUPPLIED,
         defaults={"name": name},
@@ -209,8 +210,9 @@ def primary_schemas() -> dict[str, type]:
 
 
 def model_schemas() -> dict[str, type]:
-    """``{name: schema}`` of every registered flow (``nitsjax.registry.names()``)."""
-    return {name: model_schema(name) for name in registry.names("flow")}
+    """``{name: schema}`` of every registered flow and model
+    (``nitsjax.registry.model_names()``)."""
+    return {name: model_schema(name) for name in registry.model_names()}
 
 
 def register() -> None:
@@ -303,6 +305,8 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
                     node.get("ema_decay") is None or 0.0 < node.ema_decay < 1.0,
                     "in (0, 1) or null",
                 ),
+                (f"{t}.loss", node.get("loss", "nll") in registry.names("loss"),
+                 f"one of {registry.names('loss')}"),
             ]
         checks += [
             ("eval_batch_size", cfg.eval_batch_size >= 1, ">= 1"),

@@ -10,7 +10,10 @@ command line's ``model=<name>`` builds ``get(name)(dim, **model options)``, and 
 schema of ``model.<option>`` (types, defaults, ``--help``) is generated from the signature
 by the application layer (``nitsjax.config``). The core never imports the application.
 
-``kind`` separates namespaces (``"flow"`` today; later methods register their own kind).
+``kind`` separates namespaces: ``"flow"`` (``nitsjax.flows``), ``"model"`` (trainable
+models that are not flows: ``nitsjax.models``), ``"loss"`` (``nj.fit``'s objectives,
+``nitsjax.losses``). ``model=<name>`` on the command line looks in the kinds of
+``MODEL_KINDS``, so a name is unique across them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 from typing import Callable
 
 _REGISTRY: dict[str, dict[str, Callable]] = {}
+#: the kinds ``model=<name>`` chooses from (``get_model``)
+MODEL_KINDS = ("flow", "model")
 
 
 def register(name: str, constructor: Callable, kind: str = "flow") -> Callable:
@@ -31,6 +36,13 @@ def register(name: str, constructor: Callable, kind: str = "flow") -> Callable:
         raise TypeError(f"constructor: expected a callable, got {type(constructor).__name__}")
     table = _REGISTRY.setdefault(kind, {})
     old = table.get(name)
+    if kind in MODEL_KINDS:  # model=<name> must stay unambiguous
+        for other in MODEL_KINDS:
+            taken = _REGISTRY.get(other, {}).get(name)
+            if other != kind and taken is not None:
+                raise ValueError(f"name: {name!r} is already registered as a {other} "
+                                 f"({_qualname(taken)}); register {_qualname(constructor)} "
+                                 "under another name")
     if old is not None and old is not constructor:
         raise ValueError(
             f"name: {kind} {name!r} is already registered ({_qualname(old)}); register "
@@ -49,6 +61,21 @@ def get(name: str, kind: str = "flow") -> Callable:
             f"{', '.join(sorted(table)) or 'none'} (nitsjax.registry.register adds one)"
         )
     return table[name]
+
+
+def get_model(name: str) -> Callable:
+    """The flow or model constructor registered as ``name`` (``model=<name>``); a
+    ``KeyError`` listing them all if none."""
+    for kind in MODEL_KINDS:
+        if name in _REGISTRY.get(kind, {}):
+            return _REGISTRY[kind][name]
+    raise KeyError(f"{name!r} is not a registered flow or model; registered: "
+                   f"{', '.join(model_names()) or 'none'} (nitsjax.registry.register adds one)")
+
+
+def model_names() -> list[str]:
+    """Names of every registered flow and model, sorted."""
+    return sorted(n for kind in MODEL_KINDS for n in _REGISTRY.get(kind, {}))
 
 
 def names(kind: str = "flow") -> list[str]:

@@ -16,12 +16,13 @@ def flow_constructor(name: str) -> Callable:
     """The registered constructor of ``model.name=<name>``; a ConfigError listing the
     registered names otherwise."""
     import nitsjax.flows  # noqa: F401  (registers the built-in flows)
+    import nitsjax.models  # noqa: F401  (and models)
 
     try:
-        return registry.get(name, "flow")
+        return registry.get_model(name)
     except KeyError:
         raise ConfigError(
-            f"model.name: unknown flow {name!r}; expected one of {registry.names('flow')} "
+            f"model.name: unknown model {name!r}; expected one of {registry.model_names()} "
             "(nitsjax.registry.register adds one)"
         ) from None
 

@@ -3,13 +3,14 @@ checkpoints, resume), its ``History``, the default optimizer and the losses it m
 
 Modules: ``fit`` (the composition), ``optim`` (default optimizer), ``step`` (compiled
 kernels), ``early_stopping``, ``progress``, ``signals``, ``checkpoint``, ``sharding``,
-``gaussian`` (the Gaussian floor), ``dequantize``, ``history``, ``losses``.
+``gaussian`` (the Gaussian floor), ``dequantize``, ``history``. The objectives are
+``nitsjax.losses`` (``nll`` is re-exported here).
 """
 
+from nitsjax.losses import nll
 from nitsjax.train.early_stopping import EarlyStopping
 from nitsjax.train.fit import FitDiverged, FitInterrupted, fit
 from nitsjax.train.history import History
-from nitsjax.train.losses import nll
 from nitsjax.train.optim import default_optimizer, learning_rate_at
 
 __all__ = [

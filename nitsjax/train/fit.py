@@ -1,4 +1,5 @@
-"""``fit``: maximum-likelihood training of a ``Flow`` with optax, on device.
+"""``fit``: training of a ``Flow`` (or another model) with optax, on device: maximum
+likelihood by default, or another objective (``loss="crps"``, ``"energy"``, a callable).
 
 One call trains, evaluates, early-stops, checkpoints and resumes::
 
@@ -40,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nitsjax import losses
 from nitsjax.flow import Flow
 from nitsjax.train import dequantize as dq
 from nitsjax.train import optim, sharding
@@ -48,7 +50,6 @@ from nitsjax.train.early_stopping import EarlyStopping
 from nitsjax.train.gaussian import gaussian_floor
 from nitsjax.train.history import History
 from nitsjax.train.loop import Run
-from nitsjax.train.losses import nll
 from nitsjax.train.optim import SCHEDULES, learning_rate_at  # noqa: F401 - re-exported
 from nitsjax.train.progress import Progress
 from nitsjax.train.signals import stop_on_signals
@@ -215,7 +216,7 @@ def fit(
     min_delta: float = 0.0,
     restore_best: bool = True,
     max_consecutive_nonfinite: int = 20,
-    loss: Callable = nll,
+    loss: str | Callable = "nll",
     callback: Callable[[dict], Any] | None = None,
     progress: bool = True,
     data_parallel: bool | int = False,
@@ -225,7 +226,9 @@ def fit(
     """Train ``flow`` from ``params`` by minimising ``loss`` (default: mean NLL).
 
     Args:
-      flow: a ``nitsjax.Flow``.
+      flow: a ``nitsjax.Flow``, or another model (``nitsjax.models``): any hashable object
+        with ``name``, ``dim``, ``context_dim`` and ``init``, and what its loss needs
+        (``log_prob_batch`` for the NLL; see ``nitsjax.losses``).
       params: initial params (``flow.init(key)``). When ``checkpoint_dir`` holds a
         checkpoint of this run, they only give the structure and the run resumes.
       train: training data ``(n, dim)``; ``context`` its ``(n, context_dim)`` contexts for
@@ -273,8 +276,13 @@ def fit(
         step 0 included (otherwise the final ones).
       max_consecutive_nonfinite: raise ``FitDiverged`` after this many skipped
         (non-finite) steps in a row.
-      loss: ``loss(flow, params, x_batch, context_batch, key) -> scalar``; see
-        ``nitsjax.train.losses``. ``val_nll`` is always the NLL.
+      loss: the objective: a registered name (``"nll"``, the default; the others are
+        listed by ``nitsjax.registry.names("loss")``) or a callable ``loss(flow, params,
+        x_batch, context_batch, key) -> scalar`` (``nitsjax.losses``). A loss that the
+        model cannot be trained by is refused before any work, naming the models that
+        qualify. With another objective than the NLL each record also holds
+        ``train_loss`` and ``val_loss``, and early stopping and restore-best follow
+        ``val_loss``; ``val_nll`` is still reported when the model has a density.
       callback: called with each history record (before it is checkpointed); returning
         ``True`` stops training (``history.stopped == "callback"``).
       progress: show a tqdm progress bar.
@@ -313,8 +321,7 @@ def fit(
         intact). FitInterrupted: SIGINT/SIGTERM arrived; state checkpointed first.
     """
     # --------------------------------------------------- checks, before any work
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow: expected a nitsjax Flow, got {type(flow).__name__}")
+    _check_model(flow)
     key = _typed_key(key)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -331,9 +338,10 @@ def fit(
     if ema_decay is not None:
         ema_decay = _check_float(ema_decay, "ema_decay", low=0.0, high=1.0, low_open=True,
                                  high_open=True)
-    if not callable(loss):
-        raise TypeError(f"loss: expected a callable (flow, params, x, context, key) -> "
-                        f"scalar, got {type(loss).__name__}")
+    loss = losses.resolve(loss)
+    losses.check(loss, flow)
+    density = callable(getattr(flow, "log_prob_batch", None))
+    other = None if loss is losses.nll else loss  # another objective than the NLL
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable or None, got {type(callback).__name__}")
     if not isinstance(data_init, bool):
@@ -376,6 +384,7 @@ def fit(
     use_ema = ema_decay is not None
     fingerprint = {
         "flow": flow.name, "dim": flow.dim, "context_dim": flow.context_dim,
+        "loss": losses.name_of(loss),
         "n_train": int(n), "batch_size": batch_size, "ema": use_ema, "val": val is not None,
         "optimizer": optim.describe(tx, jax.eval_shape(tx.init, params)),
         "dequantize": None if lattice is None else [float(s) for s in lattice],
@@ -384,7 +393,8 @@ def fit(
     try:
         run = Run(flow, tx, params, key, ema_decay,
                   EarlyStopping(patience if val is not None else None, min_delta), ckpt,
-                  fingerprint, offset=dq.log_volume(lattice), callback=callback)
+                  fingerprint, offset=dq.log_volume(lattice), callback=callback,
+                  loss=other, density=density)
         if not run.resume() and data_init and _needs_data_init(flow, params):
             rows = min(n, DATA_INIT_ROWS)
             run.reset(flow.data_init(params, dq.with_fixed_noise(train[:rows], lattice),
@@ -392,14 +402,18 @@ def fit(
             run.history.data_initialized = True
             log.info("fit: initialised the flow's data-dependent layers from %d training "
                      "rows", rows)
+        run.history.loss = losses.name_of(loss)
         run.history.dequantized = (None if lattice is None else
                                    {int(j): float(lattice[j]) for j in np.flatnonzero(lattice)})
         if val is not None:
             val = dq.with_fixed_noise(val, lattice)
-            run.history.gaussian_val_nll = gaussian_floor(
-                dq.with_fixed_noise(train, lattice), val) - run.offset
+            if density:
+                run.history.gaussian_val_nll = gaussian_floor(
+                    dq.with_fixed_noise(train, lattice), val) - run.offset
         data, run.val_data = _on_devices(train, context, lattice, val, val_context,
                                          eval_batch_size, mesh)
+        if val is not None and other is not None:
+            run.val_loss_data = _loss_batches(val, val_context, eval_batch_size)
         if mesh is not None:
             run.replicate(mesh)
 
@@ -434,8 +448,41 @@ def fit(
         if ckpt is not None:
             ckpt.close()
     best = restore_best and run.best_params is not None
-    _report_returned(run.history, best, step)
+    _report_returned(run.history, best, step, compare=other is None)
     return run.final_params(restore_best), run.history
+
+
+def _check_model(model) -> None:
+    """A ``TypeError`` unless ``model`` has what ``fit`` uses of every model."""
+    missing = [a for a in ("name", "dim", "context_dim", "init") if not hasattr(model, a)]
+    if missing:
+        raise TypeError(
+            f"flow: expected a nitsjax Flow or model (nitsjax.flows, nitsjax.models), got "
+            f"{type(model).__name__} without {', '.join(missing)}"
+        )
+    try:
+        hash(model)
+    except TypeError:
+        raise TypeError(f"flow: {type(model).__name__} is not hashable; fit compiles its "
+                        "kernels with the model as a static argument") from None
+
+
+def _loss_batches(val, val_context, batch: int):
+    """The validation rows for a loss kernel: ``(xs, cs)`` full batches ``(batches,
+    batch, ...)`` (None when there are fewer rows than ``batch``) and the remainder
+    ``(x, c)`` (None when there is none); unpadded, so a batch mean is a mean over rows."""
+    n = val.shape[0]
+    batch = min(batch, n)
+    full = n // batch * batch
+
+    def split(a):
+        return None if a is None else jnp.asarray(a[:full]).reshape((-1, batch) + a.shape[1:])
+
+    rest = None
+    if full < n:
+        rest = (jnp.asarray(val[full:]),
+                None if val_context is None else jnp.asarray(val_context[full:]))
+    return (split(val), split(val_context)), rest
 
 
 def _needs_data_init(flow, params) -> bool:
@@ -492,9 +539,9 @@ def _interrupted(signum, step, ckpt, params, history) -> FitInterrupted:
     )
 
 
-def _report_returned(history: History, best: bool, step: int) -> None:
-    """Record and log which params ``fit`` returns; warn when they score worse on
-    validation than the Gaussian fitted to the training rows."""
+def _report_returned(history: History, best: bool, step: int, compare: bool = True) -> None:
+    """Record and log which params ``fit`` returns; warn (``compare``: trained by the NLL)
+    when they score worse on validation than the Gaussian fitted to the training rows."""
     if best:
         history.returned_step = history.best_step
         history.returned = "initial" if history.best_step == 0 else "best"
@@ -504,7 +551,7 @@ def _report_returned(history: History, best: bool, step: int) -> None:
         returned_val = history.records[-1]["val_nll"] if history.records else None
     floor = history.gaussian_val_nll
     text = f"fit: returning the {history.returned} params (step {history.returned_step})"
-    if returned_val is not None and floor is not None:
+    if returned_val is not None and floor is not None and compare:
         text += f": validation NLL {returned_val:.4f}, Gaussian fitted to train {floor:.4f}"
         if not returned_val <= floor + 1e-6 * max(1.0, abs(floor)):
             log.warning(

@@ -7,6 +7,10 @@ of the last step), ``time`` (seconds of training so far, summed over resumed run
 ``skipped`` (non-finite steps skipped in this period) and ``skipped_total``. With
 validation data the first record is the evaluation at step 0 (before any update; its
 ``train_nll`` and ``lr`` are ``None``).
+
+Trained by another objective than the NLL (``fit(..., loss="crps")``), records also have
+``train_loss`` and ``val_loss`` (that objective; early stopping follows ``val_loss``),
+``train_nll`` is ``None`` and ``val_nll`` is the NLL when the model has a density.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ class History:
 
     ``history.records`` is the list of dicts; ``history["val_nll"]`` is the column as a
     list; ``history[-1]`` is the last record. ``best_step``/``best_val_nll`` name the
-    evaluation whose params were kept, ``stopped`` says why training ended early
+    evaluation whose params were kept (``best_val_loss``: its value of the objective when
+    that is not the NLL; ``loss`` names the objective), ``stopped`` says why training ended early
     (``"early_stopping"``, ``"callback"`` or ``None``) and ``skipped_steps`` counts
     non-finite steps.
 
@@ -37,13 +42,15 @@ class History:
     """
 
     #: the run-level fields, saved with the records
-    FIELDS = ("best_step", "best_val_nll", "stopped", "returned", "returned_step",
-              "gaussian_val_nll", "dequantized", "data_initialized")
+    FIELDS = ("loss", "best_step", "best_val_nll", "best_val_loss", "stopped", "returned",
+              "returned_step", "gaussian_val_nll", "dequantized", "data_initialized")
 
     def __init__(self, records: list[dict] | None = None):
         self.records: list[dict] = list(records or [])
+        self.loss: str = "nll"
         self.best_step: int | None = None
         self.best_val_nll: float | None = None
+        self.best_val_loss: float | None = None
         self.stopped: str | None = None
         self.returned: str | None = None
         self.returned_step: int | None = None

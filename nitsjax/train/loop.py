@@ -22,7 +22,7 @@ from nitsjax.train import optim, sharding
 from nitsjax.train.checkpoint import Checkpointer, restore_run
 from nitsjax.train.early_stopping import EarlyStopping
 from nitsjax.train.history import History
-from nitsjax.train.step import Carry, ema_params_jit, eval_nll_jit, init_carry
+from nitsjax.train.step import Carry, ema_params_jit, eval_loss_jit, eval_nll_jit, init_carry
 
 log = logging.getLogger("nitsjax.train.fit")
 
@@ -41,12 +41,18 @@ class Run:
       fingerprint: what a checkpoint must match to be resumed (``restore_run``).
       offset: subtracted from every NLL (``sum log step`` of dequantised columns).
       callback: ``fit``'s callback, or None.
+      loss: the objective when it is not the NLL (then every record also has
+        ``train_loss`` and ``val_loss``, and early stopping and the best params follow
+        ``val_loss``); None for the NLL.
+      density: whether the model has a density (``val_nll`` is evaluated).
     """
 
     def __init__(self, flow, tx, params, key, ema_decay: float | None,
                  stopper: EarlyStopping, ckpt: Checkpointer | None, fingerprint: dict,
-                 offset: float = 0.0, callback: Callable[[dict], Any] | None = None):
+                 offset: float = 0.0, callback: Callable[[dict], Any] | None = None,
+                 loss: Callable | None = None, density: bool = True):
         self.flow, self.tx, self.key = flow, tx, key
+        self.loss, self.density = loss, density
         self.use_ema = ema_decay is not None
         self.ema_decay = jnp.float32(0.0 if ema_decay is None else ema_decay)
         self.stopper, self.ckpt, self.fingerprint = stopper, ckpt, fingerprint
@@ -55,7 +61,8 @@ class Run:
         self.history = History()
         self.best_params = None
         self.elapsed_before = 0.0
-        self.val_data = None
+        self.val_data = None  # padded batches (xs, contexts, mask) of the NLL kernel
+        self.val_loss_data = None  # (full batches, the remainder) of the loss kernel
 
     @property
     def step(self) -> int:
@@ -131,30 +138,53 @@ class Run:
         return self.current_params()
 
     def evaluate(self, metrics: dict | None, elapsed: float) -> dict:
-        """Validation NLL (with ``val_data``), best params, early stopping, the history
+        """Validation NLL (with ``val_data``; and the validation loss of a non-NLL
+        objective), best params, early stopping, the history
         record of the current step (``metrics`` of the period just run, None at step 0)
         and the callback; returns the record."""
         h, step = self.history, self.step
-        val_nll = None
+        val_nll = val_loss = None
         if self.val_data is not None:
             params = self.current_params()
-            val_nll = float(eval_nll_jit(self.flow, params, *self.val_data)) - self.offset
-            if self.stopper.update(val_nll):
+            if self.density:
+                val_nll = float(eval_nll_jit(self.flow, params, *self.val_data)) - self.offset
+            if self.loss is not None:
+                val_loss = self._val_loss(params)
+            monitored = val_nll if self.loss is None else val_loss
+            if self.stopper.update(monitored):
                 self.best_params = params
-                h.best_step, h.best_val_nll = step, val_nll
+                h.best_step, h.best_val_nll, h.best_val_loss = step, val_nll, val_loss
         m = metrics
+        train = None if m is None else float(m["train_nll"])
         record = {
             "step": step,
-            "train_nll": None if m is None else float(m["train_nll"]) - self.offset,
+            "train_nll": None if train is None or self.loss is not None else train - self.offset,
             "val_nll": val_nll,
             "lr": None if m is None else float(m["lr"]),
             "time": elapsed,
             "skipped": 0 if m is None else int(m["skipped"]),
             "skipped_total": int(self.carry.skipped),
         }
+        if self.loss is not None:
+            record.update(train_loss=train, val_loss=val_loss)
         h.append(record)
         if self.stopper.stop:
             h.stopped = "early_stopping"
         if self.callback is not None and self.callback(dict(record)) is True:
             h.stopped = h.stopped or "callback"
         return record
+
+    def _val_loss(self, params) -> float:
+        """The loss on the validation rows: the mean over full batches and the remainder,
+        weighted by their rows."""
+        (xs, cs), rest = self.val_loss_data
+        total, rows = 0.0, 0
+        if xs is not None:
+            rows = xs.shape[0] * xs.shape[1]
+            total = float(eval_loss_jit(self.flow, self.loss, params, xs, cs)) * rows
+        if rest is not None:
+            xr, cr = rest
+            total += float(eval_loss_jit(self.flow, self.loss, params, xr[None],
+                                         None if cr is None else cr[None])) * xr.shape[0]
+            rows += xr.shape[0]
+        return total / rows

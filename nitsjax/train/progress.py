@@ -1,4 +1,4 @@
-"""The progress bar of ``fit`` (tqdm): steps done, the last train and validation NLL."""
+"""The progress bar of ``fit`` (tqdm): steps done, the last train and validation NLL (or loss)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ class Progress:
     """A tqdm bar over optimisation steps; ``enabled=False`` draws nothing.
 
     ``update(num, record)`` advances by ``num`` steps and shows the record's ``train_nll``
-    and ``val_nll``; use as a context manager (or call ``close``)."""
+    and ``val_nll`` (``train_loss`` and ``val_loss`` when training by another objective);
+    use as a context manager (or call ``close``)."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True):
         from tqdm.auto import tqdm
@@ -17,7 +18,8 @@ class Progress:
 
     def update(self, num: int, record: dict) -> None:
         self.bar.update(num)
-        shown = (("train", record.get("train_nll")), ("val", record.get("val_nll")))
+        loss = "loss" if "train_loss" in record else "nll"  # another objective: show it
+        shown = (("train", record.get(f"train_{loss}")), ("val", record.get(f"val_{loss}")))
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown if v is not None})
 
     def close(self) -> None:

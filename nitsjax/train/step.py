@@ -1,5 +1,6 @@
 """The compiled kernels of ``fit``: a period of optimisation steps in one ``lax.scan``,
-the validation NLL, and the EMA of the params.
+the validation NLL (and the validation loss of another objective), and the EMA of the
+params.
 
 * ``train_period`` runs ``num_steps`` steps in one dispatch. The minibatch of step ``s`` is
   the ``s % B``-th slice of a permutation of the rows drawn on device for epoch ``s // B``
@@ -178,10 +179,26 @@ def eval_nll(flow, params, xs, cs, mask):
 
 
 eval_nll_jit = jax.jit(eval_nll, static_argnames=("flow",))
+
+
+def eval_loss(flow, loss, params, xs, cs):
+    """Mean of ``loss`` (evaluation mode: ``key=None``) over full batches ``xs``
+    ``(batches, batch, dim)``, scanned."""
+
+    def body(total, inputs):
+        xb, cb = inputs
+        return total + loss(flow, params, xb, cb, None), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros((), xs.dtype), (xs, cs))
+    return total / xs.shape[0]
+
+
+eval_loss_jit = jax.jit(eval_loss, static_argnames=("flow", "loss"))
 ema_params_jit = jax.jit(ema_params)
 
 
 def compiled_cache_sizes() -> dict:
     """Number of compiled variants of the training and evaluation kernels (for tests
     and diagnostics: repeated ``fit`` calls of the same shapes must not add any)."""
-    return {"train": train_period_jit._cache_size(), "eval": eval_nll_jit._cache_size()}
+    return {"train": train_period_jit._cache_size(), "eval": eval_nll_jit._cache_size(),
+            "eval_loss": eval_loss_jit._cache_size()}

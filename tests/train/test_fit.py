@@ -421,3 +421,29 @@ def test_fit_is_affine_equivariant(flow, params0, moons):
     assert np.isfinite(lp_a).all() and np.isfinite(lp_b).all()
     gap = float(np.mean(lp_a) - np.mean(lp_b))
     assert abs(gap - 2 * np.log(100.0)) < 0.03, gap
+
+
+def _twice_nll(flow, params, x, context, key):
+    return -2.0 * jnp.mean(flow.log_prob_batch(params, x, context, key))
+
+
+def test_another_objective_is_monitored_by_its_validation_loss(flow, params0, moons):
+    """A callable loss: records carry train_loss/val_loss (val_nll still reported), the
+    best params follow val_loss; the validation loss of 512 rows in batches of 300 (one
+    full batch and a remainder) is the mean over rows."""
+    train, val, _ = moons
+    _, h = run(flow, params0, train, val, loss=_twice_nll, steps=100, eval_batch_size=300)
+    assert h.loss == "_twice_nll" and h["train_nll"] == [None, None]
+    for r in h:
+        np.testing.assert_allclose(r["val_loss"], 2 * r["val_nll"], rtol=1e-5)
+    assert h.best_val_loss == min(h["val_loss"])
+
+
+def test_loss_by_name_and_unknown_names(flow, params0, moons):
+    train, val, _ = moons
+    _, h = run(flow, params0, train, val, loss="nll", steps=EVAL)
+    assert h.loss == "nll" and "val_loss" not in h.keys()
+    with pytest.raises(ValueError, match="unknown loss 'bogus'.*'nll'"):
+        run(flow, params0, train, loss="bogus")
+    with pytest.raises(TypeError, match="without name, dim, context_dim, init"):
+        fit(object(), params0, train, key=jax.random.key(0))

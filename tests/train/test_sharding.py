@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     from nitsjax.flows.affine import maf
     from nitsjax.train import sharding
     from nitsjax.train.fit import fit
-    from nitsjax.train.losses import nll
+    from nitsjax.losses import nll
 
     assert jax.device_count() == 4, jax.devices()
     out = {}

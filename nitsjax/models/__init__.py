@@ -1,0 +1,15 @@
+"""Trainable models that are not normalizing flows, each registered once
+(``nitsjax.registry``, kind ``"model"``), so ``model=<name>`` and ``nj.fit`` take them
+like a flow.
+
+A model is a hashable value (equal models built the same way share compiled code, as
+``Flow`` does) with ``name``, ``dim`` (the modelled variable), ``context_dim`` (``None``,
+or the size of the conditioning input) and ``init(key, x=None, context=None)``, plus what
+its training objective needs: ``log_prob_batch(params, x, context, key)`` for the NLL,
+``sample_batch`` (reparameterised draws) for the energy loss (``nitsjax.losses``).
+Data-dependent setup (scales, bin ranges) follows the flows' protocol
+(``data_init(params, x, context)`` and ``needs_data_init(params)``), which ``nj.fit``
+runs on fresh params.
+"""
+
+__all__: list[str] = []
