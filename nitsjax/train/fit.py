@@ -172,6 +172,13 @@ def default_eval_every(n: int, batch_size: int) -> int:
     return max(1, min(n // batch_size, MAX_EVAL_EVERY))
 
 
+def _given(dequantize) -> bool:
+    """Whether ``dequantize`` asks for dequantisation explicitly (not "auto", not off)."""
+    if isinstance(dequantize, str):
+        return dequantize != "auto"
+    return dequantize is not False and dequantize is not None
+
+
 def _column_steps(train, dequantize, dim):
     """Report the training columns (``nitsjax.data.columns``) and resolve ``dequantize``."""
     from nitsjax.data.columns import describe_columns
@@ -375,9 +382,13 @@ def fit(
             )
     if checkpoint_dir is not None:
         check_writable(checkpoint_dir)
-    if isinstance(dequantize, str) and dequantize == "auto" and getattr(flow, "discrete", False):
-        dequantize = False  # the flow models the integer values themselves (image_nits)
-    lattice = _column_steps(train, dequantize, flow.dim)  # also reports odd columns
+    if getattr(flow, "discrete", False) and not _given(dequantize):
+        # the model puts mass on the integer values themselves (image_nits): constant,
+        # collinear and lattice columns are what it models, not a problem to report
+        log.info("fit: %s models discrete values; no column is dequantised", flow.name)
+        lattice = None
+    else:
+        lattice = _column_steps(train, dequantize, flow.dim)  # also reports odd columns
     eval_every = eval_every or default_eval_every(n, batch_size)
 
     # ------------------------------------------------------ state, resumed or fresh
