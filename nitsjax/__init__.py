@@ -11,9 +11,11 @@ from nitsjax import (
     flows,
     interop,
     nn,
+    ordering,
     registry,
     results,
     root_finding,
+    tails,
     train,
 )
 from nitsjax.flow import Flow
@@ -23,5 +25,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions",
-    "fit", "flows", "interop", "nn", "registry", "results", "root_finding", "train",
+    "fit", "flows", "interop", "nn", "ordering", "registry", "results", "root_finding", "tails",
+    "train",
 ]
