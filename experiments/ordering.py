@@ -1,7 +1,7 @@
 """Variable ordering for triangular flows: the KL gap under the suggested, identity and
 worst orders.
 
-    python experiments/ordering.py            # the recorded run (about 8 minutes, 2 CPU cores)
+    python experiments/ordering.py            # the recorded run (3.3 CPU-minutes)
     python experiments/ordering.py --quick    # every code path, tiny budget
 
 Target (3-D, density known): ``u ~ N(0, 1)``, ``v = sin(2.5 u) + 0.15 e1`` (a non-monotone

@@ -1,6 +1,6 @@
 """Tails, not only log-likelihood: mtaf against maf, nsf and nits on heavy-tailed marginals.
 
-    python experiments/tails.py            # the recorded run (about 10 minutes, 2 CPU cores)
+    python experiments/tails.py            # the recorded run (3.3 CPU-minutes)
     python experiments/tails.py --quick    # every code path, tiny budget
 
 Target (5-D, density known): coordinates 0, 2, 4 are independent Student-t with 1.5, 2.5
