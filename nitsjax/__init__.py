@@ -13,9 +13,11 @@ from nitsjax import (
     losses,
     models,
     nn,
+    ordering,
     registry,
     results,
     root_finding,
+    tails,
     train,
 )
 from nitsjax.flow import Flow
@@ -25,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
-    "nn", "registry", "results", "root_finding", "train",
+    "nn", "ordering", "registry", "results", "root_finding", "tails", "train",
 ]

@@ -14,9 +14,11 @@ permutation (the coordinate reversal that ends a MAF layer). Which flows qualify
 (``structure``): every ``nits(...)`` except ``rotate=True``; ``maf``, ``iaf``, ``nsf``
 (autoregressive or coupling) and ``realnvp`` with ``layers=1`` and ``linear=None``
 (``actnorm`` and any ``standardize`` allowed: the whitening layer is lower triangular with
-a positive diagonal, ActNorm and the NITS squash are increasing elementwise maps). A
-second autoregressive layer runs in the reversed order, a permutation or LU layer mixes
-the order: those flows are not triangular in the data order.
+a positive diagonal, ActNorm and the NITS squash are increasing elementwise maps), all
+with ``order=None`` or the identity order. A second autoregressive layer runs in the
+reversed order, a permutation or LU layer mixes the order, and ``order=`` (any other
+permutation) makes the map triangular in that order, not the data's: those flows are
+refused (build the flow on ``x[:, order]`` to get the conditionals in that order).
 
 What each function costs and how exact it is:
 
@@ -85,7 +87,7 @@ Array = jax.Array
 SUPPORTED = (
     "nits(...) without rotate=True; maf(...), iaf(...), realnvp(...) and nsf(...) "
     "(autoregressive or coupling) with layers=1 and linear=None (actnorm and any "
-    "standardize allowed)"
+    "standardize allowed); all with order=None (or the identity order)"
 )
 _RESOLVED_ULPS = 4096.0  # a latent difference below this many ulps is not resolved
 _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(8)
@@ -132,6 +134,10 @@ def _why_not(flow) -> tuple[Optional[Structure], str]:
     if name is None:
         return None, ("it was not built by a nitsjax.flows constructor (or has preprocessing "
                       "in front), so its structure is unknown")
+    order = args.get("order")
+    if order is not None and tuple(order) != tuple(range(d)):
+        return None, (f"{name}(..., order={list(order)}) models the coordinates in another "
+                      f"order, so its conditionals are not those of the data order")
     if name == "nits":
         if args.get("rotate", False):
             return None, "nits(..., rotate=True) mixes the coordinates by a learned rotation"

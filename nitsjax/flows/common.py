@@ -1,5 +1,6 @@
-"""What the flow constructors share: argument checks, the standardising first layer, the
-per-layer mixing options, and the flow's ``spec`` (what makes two flows equal)."""
+"""What the flow constructors share: argument checks, the variable order and the
+standardising first layers, the per-layer mixing options, and the flow's ``spec`` (what
+makes two flows equal)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from nitsjax.bijectors.actnorm import actnorm as actnorm_layer
 from nitsjax.bijectors.anchored import anchored
 from nitsjax.bijectors.base import Bijector, chain
 from nitsjax.bijectors.linear import lu_linear
-from nitsjax.bijectors.permute import random_permutation, reverse
+from nitsjax.bijectors.permute import permute, random_permutation, reverse
 from nitsjax.validation import check_hidden, check_positive_int
 
 #: ``standardize=`` values: a full-covariance whitening layer, a diagonal (per-coordinate
@@ -77,12 +78,48 @@ def standardize_layer(dim: int, standardize) -> Optional[Bijector]:
     return None
 
 
-def flow_bijector(core: Bijector, dim: int, standardize) -> Bijector:
-    """``chain({"standardize": layer, core.name: core})`` (the standardising layer first,
-    on the data side, once), or ``chain({core.name: core})`` without one: the flow's
-    params are always ``{"bijector": {["standardize",] <core name>: ...}, "base": ...}``."""
-    layer = standardize_layer(dim, standardize)
-    parts = {} if layer is None else {"standardize": layer}
+def check_order(order, dim: int) -> Optional[tuple]:
+    """``order`` (None or a permutation of ``range(dim)``) as a tuple of ints, or None;
+    a ``ValueError`` naming ``order`` otherwise."""
+    check_positive_int(dim, "dim")
+    if order is None:
+        return None
+    try:
+        a = np.asarray(order)
+    except (TypeError, ValueError):
+        a = np.asarray([None])
+    ints = a.ndim == 1 and (np.issubdtype(a.dtype, np.integer) and a.dtype != bool)
+    if not ints or sorted(a.tolist()) != list(range(dim)):
+        raise ValueError(
+            f"order: expected None or a permutation of range({dim}) (each of 0..{dim - 1} "
+            f"once, e.g. nj.ordering.suggest(x_train)), got {order!r}"
+        )
+    return tuple(int(i) for i in a)
+
+
+def order_layer(dim: int, order) -> Optional[Bijector]:
+    """The fixed data-side permutation of ``order=`` (``z = x[order]``: the flow sees
+    ``x[order[0]]`` first), named ``"order"``, or None when ``order`` is None. Log-det 0
+    and no params, so densities stay in the user's coordinates. Checks ``order``
+    (``check_order``)."""
+    order = check_order(order, dim)
+    return None if order is None else permute(np.asarray(order), name="order")
+
+
+def flow_bijector(core: Bijector, dim: int, standardize, order=None) -> Bijector:
+    """``chain({["order": permutation,] ["standardize": layer,] core.name: core})``: the
+    variable order (``order_layer``) and then the standardising layer on the data side,
+    once each; the flow's params are ``{"bijector": {["order",] ["standardize",] <core
+    name>: ...}, "base": ...}`` (``order`` has empty params). ``standardize`` is a name
+    of ``STANDARDIZE`` or a ready ``Bijector``."""
+    parts = {}
+    first = order_layer(dim, order)
+    if first is not None:
+        parts["order"] = first
+    layer = standardize if isinstance(standardize, Bijector) else standardize_layer(
+        dim, standardize)
+    if layer is not None:
+        parts["standardize"] = layer
     parts[core.name] = core
     return chain(parts, name="flow")
 

@@ -21,7 +21,13 @@ from nitsjax.bijectors.nits import check_bounds, check_squash, nits_bijector
 from nitsjax.bijectors.pnn import DEFAULT_MONOTONIC_CONST, check_arch
 from nitsjax.distributions.base import uniform
 from nitsjax.flow import Flow
-from nitsjax.flows.common import check_common, check_standardize, flow_bijector, flow_spec
+from nitsjax.flows.common import (
+    check_common,
+    check_order,
+    check_standardize,
+    flow_bijector,
+    flow_spec,
+)
 from nitsjax.root_finding import check_method
 from nitsjax.validation import check_positive_int
 
@@ -85,6 +91,7 @@ def nits(
     degrees: str = "sequential",
     out_of_support: str = "error",
     standardize: Optional[str] = "whiten",
+    order: Optional[Sequence[int]] = None,
 ) -> NITSFlow:
     """Autoregressive NITS on R^dim with a ``Uniform[0, 1]^dim`` base.
 
@@ -119,10 +126,14 @@ def nits(
         ``(x - A) / (B - A)`` is already an affine map fitted to the data (through
         ``support_from_data``), so bounded NITS is affine-invariant as it is, and a
         whitening layer in front would move the data out of bounds computed on raw data.
+      order: None or a permutation of ``range(dim)``: the autoregressive order (a fixed
+        data-side permutation; densities, ``bounds`` and samples stay in your
+        coordinates).
 
     Params: ``{"bijector": {"standardize": ..., "nits": {["rotation",] "squash" |
     "unit_box", "made"}}, "base": {}}`` (no ``"standardize"`` entry when bounded or None).
     """
+    order = check_order(order, dim)
     spec = flow_spec("nits", locals())
     check_common(dim, 1, (hidden,), context_dim, dropout)
     check_standardize(standardize)
@@ -133,13 +144,16 @@ def nits(
         raise ValueError(f"out_of_support: expected 'error' or '-inf', got {out_of_support!r}")
     check_squash(squash)
     checked = None if bounds is None else check_bounds(bounds, dim)
+    seen = checked  # the bounds as the NITS layer sees them: after the order permutation
+    if checked is not None and order is not None:
+        seen = (checked[0][list(order)], checked[1][list(order)])
     bij = nits_bijector(
         dim, arch=arch, hidden=hidden, blocks=blocks, context_dim=context_dim,
-        dropout=dropout, bounds=checked, squash_loc=squash_loc, squash_scale=squash_scale,
+        dropout=dropout, bounds=seen, squash_loc=squash_loc, squash_scale=squash_scale,
         learn_squash=learn_squash, squash=squash, rotate=rotate,
         monotonic_const=monotonic_const, solver=solver, tol=tol, degrees=degrees,
     )
-    bij = flow_bijector(bij, dim, standardize if checked is None else None)
+    bij = flow_bijector(bij, dim, standardize if checked is None else None, order)
     support = None
     if checked is not None and out_of_support == "error":
         support = _bounded_support(checked, rotate)

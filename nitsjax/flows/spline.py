@@ -28,6 +28,7 @@ from nitsjax.flow import Flow
 from nitsjax.flows.common import (
     check_common,
     check_extras,
+    check_order,
     check_standardize,
     flow_bijector,
     flow_layer,
@@ -53,6 +54,7 @@ def nsf(
     linear: Optional[str] = "lu",
     actnorm: bool = False,
     standardize: Optional[str] = "whiten",
+    order: Optional[Sequence[int]] = None,
 ) -> Flow:
     """A neural spline flow on R^dim.
 
@@ -76,6 +78,9 @@ def nsf(
       actnorm: an ActNorm layer (initialised from data) at the start of each layer.
       standardize: the data-side standardising layer: ``"whiten"`` (default, full
         covariance), ``"diagonal"`` or None.
+      order: None or a permutation of ``range(dim)``: the order in which the layers see
+        the coordinates (a fixed data-side permutation; densities stay in your
+        coordinates).
 
     Returns:
       A ``Flow`` named ``"nsf_coupling"`` or ``"nsf_autoregressive"``; a fresh flow is
@@ -83,6 +88,7 @@ def nsf(
       init the full-covariance Gaussian fitted to the data. Params: ``{"bijector":
       {"standardize": ..., "layers": {"lu_linear", "coupling" | "made", "reverse"}}}``.
     """
+    order = check_order(order, dim)
     spec = flow_spec("nsf", locals())
     hidden = check_common(dim, layers, hidden, context_dim, dropout)
     check_extras(actnorm, linear)
@@ -118,5 +124,5 @@ def nsf(
         layer = coupling(t, dim, hidden, context_dim=context_dim, dropout=dropout)
         name = "nsf_coupling"
     bij = flow_bijector(stack(flow_layer(layer, dim, actnorm, linear), layers, name="layers"),
-                        dim, standardize)
+                        dim, standardize, order)
     return Flow(standard_normal(dim), bij, dim, context_dim, name=name, spec=spec)
