@@ -568,7 +568,8 @@ def _report_returned(history: History, best: bool, step: int, compare: bool = Tr
             log.warning(
                 "%s. The returned params score worse on validation than the full-covariance "
                 "Gaussian fitted to the training rows: build the flow with "
-                "standardize='whiten' (it starts at that Gaussian), keep restore_best=True, "
+                "standardize='whiten' where it offers it (it starts at that Gaussian), keep "
+                "restore_best=True, "
                 "or regularise (fewer or smaller layers, weight_decay=, dropout=).", text)
             return
     log.info(text)
