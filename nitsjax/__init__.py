@@ -15,6 +15,7 @@ from nitsjax import (
     results,
     root_finding,
     train,
+    transport,
 )
 from nitsjax.flow import Flow
 from nitsjax.train import FitDiverged, FitInterrupted, History, fit
@@ -23,5 +24,5 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions",
-    "fit", "flows", "interop", "nn", "registry", "results", "root_finding", "train",
+    "fit", "flows", "interop", "nn", "registry", "results", "root_finding", "train", "transport",
 ]
