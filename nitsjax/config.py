@@ -69,7 +69,7 @@ MODEL_SUPPLIED = ("context_dim",)
 def model_schema(name: str) -> type:
     """The schema of ``model.name=<name>``: ``ModelConfig`` plus one field per option of
     the registered constructor, with the signature's types and defaults."""
-    ctor = registry.get(name)
+    ctor = registry.get(name, registry.kind_of(name))
     return signature_schema(
         ctor, f"{name.upper()}Config", bases=(ModelConfig,), exclude=MODEL_SUPPLIED,
         defaults={"name": name},
@@ -209,8 +209,10 @@ def primary_schemas() -> dict[str, type]:
 
 
 def model_schemas() -> dict[str, type]:
-    """``{name: schema}`` of every registered flow (``nitsjax.registry.names()``)."""
-    return {name: model_schema(name) for name in registry.names("flow")}
+    """``{name: schema}`` of every registered flow and transport fitter
+    (``nitsjax.registry.names()``)."""
+    return {name: model_schema(name)
+            for name in registry.names("flow") + registry.names("transport")}
 
 
 def register() -> None:

@@ -10,7 +10,10 @@ command line's ``model=<name>`` builds ``get(name)(dim, **model options)``, and 
 schema of ``model.<option>`` (types, defaults, ``--help``) is generated from the signature
 by the application layer (``nitsjax.config``). The core never imports the application.
 
-``kind`` separates namespaces (``"flow"`` today; later methods register their own kind).
+``kind`` separates namespaces: ``"flow"`` (a constructor ``f(dim, **options) -> Flow``,
+trained by ``nj.fit``) and ``"transport"`` (a fitter ``f(x_train, x_val, **options) ->
+(flow, params, info)`` that fits itself, e.g. ``nj.transport.fit_atm`` as ``"atm"``).
+A name is unique across kinds, so ``model=<name>`` is unambiguous.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ def register(name: str, constructor: Callable, kind: str = "flow") -> Callable:
         raise ValueError(f"name: expected an identifier such as 'my_flow', got {name!r}")
     if not callable(constructor):
         raise TypeError(f"constructor: expected a callable, got {type(constructor).__name__}")
+    for other, names_ in _REGISTRY.items():
+        if other != kind and name in names_:
+            raise ValueError(f"name: {name!r} is already registered as a {other}; "
+                             f"register the {kind} under another name")
     table = _REGISTRY.setdefault(kind, {})
     old = table.get(name)
     if old is not None and old is not constructor:
@@ -49,6 +56,14 @@ def get(name: str, kind: str = "flow") -> Callable:
             f"{', '.join(sorted(table)) or 'none'} (nitsjax.registry.register adds one)"
         )
     return table[name]
+
+
+def kind_of(name: str) -> str:
+    """The kind ``name`` is registered under (``"flow"`` when it is not registered)."""
+    for kind, table in _REGISTRY.items():
+        if name in table:
+            return kind
+    return "flow"
 
 
 def names(kind: str = "flow") -> list[str]:

@@ -1,9 +1,10 @@
-"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf``, ``nits`` and ``image_nits``.
+"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf``, ``nits``, ``image_nits`` and ``elf``.
 
 Each is registered once (``nitsjax.registry``); its signature is its config schema."""
 
 from nitsjax.flow import Flow
 from nitsjax.flows.affine import iaf, maf, realnvp
+from nitsjax.flows.elf import ELFFlow, elf
 from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.nits import NITSFlow, nits
 from nitsjax.flows.spline import nsf
@@ -15,6 +16,7 @@ register("realnvp", realnvp)
 register("nsf", nsf)
 register("nits", nits)
 register("image_nits", image_nits)
+register("elf", elf)
 
-__all__ = ["Flow", "ImageNITSFlow", "NITSFlow", "iaf", "image_nits", "maf", "nits", "nsf",
-           "realnvp"]
+__all__ = ["ELFFlow", "Flow", "ImageNITSFlow", "NITSFlow", "elf", "iaf", "image_nits", "maf",
+           "nits", "nsf", "realnvp"]

@@ -12,3 +12,7 @@ from nitsjax.transport.map import TransportFlow, atm_flow, triangular_map
 
 __all__ = ["ATMInfo", "TransportFlow", "active_variables", "atm_flow", "default_max_terms",
            "fit_atm", "triangular_map"]
+
+from nitsjax.registry import register  # noqa: E402
+
+register("atm", fit_atm, kind="transport")

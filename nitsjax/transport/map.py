@@ -105,23 +105,21 @@ class Component:
         ``x_<start``; returns ``x`` with ``S_k(x) = z_k`` for ``k >= start``."""
         d = x.shape[0]
         eps = jnp.finfo(x.dtype).eps
-        grid = 4.0 * 2.0 ** jnp.arange(24, dtype=x.dtype)
+        steps = 4.0 * 2.0 ** jnp.arange(16, dtype=x.dtype)  # 4 .. 131072 (standardised)
+        grid = jnp.concatenate([-steps, steps])
 
         def body(k, x):
             c, a, target = coef[k], index[k], z[k]
 
-            def s_of(v):
-                return self.evaluate(x.at[k].set(v), k, c, a)[0]
+            def s_and_ds(v):  # scalar v -> (S_k, dS_k/dx_k) with x_<k held
+                s, log_ds = self.evaluate(x.at[k].set(v), k, c, a)
+                return s, jnp.exp(log_ds)
 
-            def s_and_ds(v):
-                s, log_ds = jax.vmap(lambda vi: self.evaluate(x.at[k].set(vi), k, c, a))(
-                    jnp.atleast_1d(v))
-                return s.reshape(jnp.shape(v)), jnp.exp(log_ds).reshape(jnp.shape(v))
-
-            s_hi = jax.vmap(s_of)(grid)
-            s_lo = jax.vmap(s_of)(-grid)
-            hi = grid[jnp.minimum(jnp.argmax(s_hi >= target), grid.shape[0] - 1)]
-            lo = -grid[jnp.minimum(jnp.argmax(s_lo <= target), grid.shape[0] - 1)]
+            s_grid = jax.vmap(lambda v: s_and_ds(v)[0])(grid)  # (-4 * 2^m, 4 * 2^m)
+            half = grid.shape[0] // 2
+            s_lo, s_hi = s_grid[:half], s_grid[half:]
+            hi = grid[half + jnp.minimum(jnp.argmax(s_hi >= target), half - 1)]
+            lo = grid[jnp.minimum(jnp.argmax(s_lo <= target), half - 1)]
             res = newton(s_and_ds, target, lo, hi, xtol=4 * eps * hi,
                          ftol=16 * eps * (1 + jnp.abs(target)), max_iter=100)
             return x.at[k].set(res.x)
