@@ -77,7 +77,7 @@ class ELFFlow(Flow):
         return x, lp - total, SampleInfo(*infos)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layer_cached(dim, items):
     o = dict(items)
     return elf_parts(dim, o["hidden"], units=o["units"], lipschitz=o["lipschitz"],

@@ -252,7 +252,7 @@ class TransportFlow(Flow):
         return _parts(self.dim)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parts(dim: int):
     from nitsjax.flows.common import standardize_layer
 
