@@ -83,6 +83,7 @@ def test_reduced_margin_and_selection_rules():
     (lambda: nj.transport.fit_atm(np.zeros((3, 2)), folds=5), "fewer than folds"),
     (lambda: nj.transport.fit_atm(np.array([[0.0, np.nan], [1, 2], [3, 4]]), folds=2), "NaN"),
     (lambda: nj.transport.fit_atm(np.zeros(10)), "2-D"),
+    (lambda: nj.transport.fit_atm(np.ones((10, 2))), "constant"),
     (lambda: nj.transport.fit_atm(np.zeros((10, 2)), np.zeros((4, 3))), "x_val"),
     (lambda: nj.transport.fit_atm(np.zeros((10, 2)), rectifier="relu"), "rectifier"),
     (lambda: nj.transport.fit_atm(np.zeros((10, 2)), basis="legendre"), "basis"),

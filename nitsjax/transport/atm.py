@@ -221,6 +221,10 @@ def _check_inputs(x_train, x_val, max_terms, folds, max_degree, quadrature):
                          f"fewer folds or x_val")
     if n < 2:
         raise ValueError(f"x_train: expected at least 2 rows, got {n}")
+    constant = np.flatnonzero(np.ptp(x, axis=0) == 0)
+    if constant.size:
+        raise ValueError(f"x_train: column(s) {constant.tolist()} are constant (a density "
+                         f"has no finite maximum likelihood there); drop them")
     xv = None
     if x_val is not None:
         xv = np.asarray(check_data(x_val, d, "x_val"), np.float64)
@@ -342,10 +346,8 @@ def fit_atm(
                            "atm": {"coef": jnp.asarray(coef, dtype),
                                    "index": jnp.asarray(index)}},
               "base": params["base"]}
-    train_ll = float(np.mean(np.asarray(flow.log_prob(params, x.astype(np.float32)))))
-    val_ll = None
-    if xv is not None:
-        val_ll = float(np.mean(np.asarray(flow.log_prob(params, xv.astype(np.float32)))))
+    train_ll = float(np.mean(np.asarray(flow.log_prob(params, x))))
+    val_ll = None if xv is None else float(np.mean(np.asarray(flow.log_prob(params, xv))))
     info = ATMInfo(chosen, counts, scores, "validation" if xv is not None else "cv",
                    train_ll, val_ll, time.perf_counter() - start)
     return flow, params, info
