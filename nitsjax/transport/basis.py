@@ -14,7 +14,9 @@ Bases (``BASES``):
   ``He_{p-2}`` times the Gaussian weight ``exp(-x^2 / 4)``, normalised in ``L^2(R)``
   (``int psi_p^2 = 1``). Away from the data the component is then linear in each
   variable, so the map's tails are Gaussian.
-- ``"polynomial"``: the probabilists' Hermite polynomials ``He_p`` (no weight).
+- ``"polynomial"``: the probabilists' Hermite polynomials ``He_p / sqrt(p!)``,
+  orthonormal under the standard normal (the standardised data's scale), so the greedy
+  rule's gradients compare terms of equal size.
 
 Rectifiers ``g`` (``RECTIFIERS``), positive maps applied to ``d f / d x_k``:
 ``"softplus"`` ``log(1 + e^s)`` (the paper's choice: Lipschitz, so the objective has no
@@ -66,7 +68,8 @@ def basis_table(basis: str, max_degree: int) -> Callable[[Array], Array]:
     check_basis(basis)
     n = max_degree + 1
     if basis == "polynomial":
-        return lambda x: _hermite_polys(x, max(n, 2))[..., :n]
+        scale = np.array([1.0 / math.sqrt(math.factorial(p)) for p in range(n)])
+        return lambda x: _hermite_polys(x, max(n, 2))[..., :n] * scale.astype(x.dtype)
     norms = np.array([1.0 / math.sqrt(math.sqrt(2 * math.pi) * math.factorial(m))
                       for m in range(max(n - 2, 1))])
 
