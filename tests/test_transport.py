@@ -79,15 +79,18 @@ def test_reduced_margin_and_selection_rules():
     assert select_terms(rows) == 3
 
 
+_X = np.random.default_rng(0).normal(size=(10, 2))
+
+
 @pytest.mark.parametrize("call, match", [
-    (lambda: nj.transport.fit_atm(np.zeros((3, 2)), folds=5), "fewer than folds"),
+    (lambda: nj.transport.fit_atm(_X[:3], folds=5), "fewer than folds"),
     (lambda: nj.transport.fit_atm(np.array([[0.0, np.nan], [1, 2], [3, 4]]), folds=2), "NaN"),
     (lambda: nj.transport.fit_atm(np.zeros(10)), "2-D"),
     (lambda: nj.transport.fit_atm(np.ones((10, 2))), "constant"),
-    (lambda: nj.transport.fit_atm(np.zeros((10, 2)), np.zeros((4, 3))), "x_val"),
-    (lambda: nj.transport.fit_atm(np.zeros((10, 2)), rectifier="relu"), "rectifier"),
-    (lambda: nj.transport.fit_atm(np.zeros((10, 2)), basis="legendre"), "basis"),
-    (lambda: nj.transport.fit_atm(np.zeros((10, 2)), max_terms=1), "max_terms"),
+    (lambda: nj.transport.fit_atm(_X, np.zeros((4, 3))), "x_val"),
+    (lambda: nj.transport.fit_atm(_X, rectifier="relu"), "rectifier"),
+    (lambda: nj.transport.fit_atm(_X, basis="legendre"), "basis"),
+    (lambda: nj.transport.fit_atm(_X, max_terms=1), "max_terms"),
     (lambda: nj.transport.active_variables({}), "ATMInfo"),
 ])
 def test_bad_input_is_refused_with_the_argument_named(call, match):

@@ -74,15 +74,14 @@ class Component:
         c``, ``d_k f_k(x_<k, x_k t_q) = dq[q] @ c`` at the quadrature nodes ``t_q`` and
         ``d_k f_k(x) = de @ c``."""
         d = x.shape[0]
-        vals, _ = self.table(x)  # (d, P+1)
-        picked = jnp.take_along_axis(vals, index.T, axis=1)  # (d, M)
-        other = jnp.prod(jnp.where((jnp.arange(d) == k)[:, None], 1.0, picked), axis=0)
         xk = x[k]
-        pts = jnp.concatenate([jnp.zeros((1,), x.dtype), xk * self.nodes.astype(x.dtype),
+        pts = jnp.concatenate([x, jnp.zeros((1,), x.dtype), xk * self.nodes.astype(x.dtype),
                                xk[None]])
-        at, dat = self.table(pts)  # (Q + 2, P + 1)
+        vals, dvals = self.table(pts)  # (d + Q + 2, P + 1): x, then 0, x_k t_q, x_k
+        picked = jnp.take_along_axis(vals[:d], index.T, axis=1)  # (d, M)
+        other = jnp.prod(jnp.where((jnp.arange(d) == k)[:, None], 1.0, picked), axis=0)
         ak = index[:, k]
-        return other * at[0, ak], dat[1:-1, ak] * other, dat[-1, ak] * other, xk
+        return (other * vals[d, ak], dvals[d + 1:-1, ak] * other, dvals[-1, ak] * other, xk)
 
     def value(self, feats, c: Array):
         """``(S_k, log dS_k/dx_k)`` from ``features`` and coefficients ``c`` (M,)."""
