@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--models", nargs="+", default=["elf", "maf", "nsf"])
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
     args = ap.parse_args()
     hidden = tuple(args.hidden)
@@ -45,7 +46,7 @@ def main():
         flows = {"elf": nj.flows.elf(d, layers=5, hidden=hidden),
                  "maf": nj.flows.maf(d, layers=5, hidden=hidden),
                  "nsf": nj.flows.nsf(d, layers=5, hidden=hidden, autoregressive=d > 2)}
-        for mname, flow in flows.items():
+        for mname, flow in ((m, flows[m]) for m in args.models):
             t0 = time.perf_counter()
             params, _ = nj.fit(flow, flow.init(jax.random.key(0)), train, val,
                                key=jax.random.key(1), steps=args.steps, batch_size=256,

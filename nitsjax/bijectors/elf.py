@@ -26,7 +26,9 @@ one network pass per iteration inside ``lax.while_loop``. For coordinate ``i`` w
 the whole iteration is strictly lower triangular apart from a diagonal bounded by ``c``,
 so the iteration converges to the unique root for any start; the error falls like
 ``c^k`` (times a polynomial in ``k`` for the coupling through ``x_<i``). It stops when
-the largest update is at most ``tol * (1 + |x|)`` or after ``max_iter`` iterations;
+the largest relative update ``|dx| / (1 + |x|)`` is at most ``tol``, or stops shrinking
+while below ``64 tol`` (the rounding floor, common in float32), or after ``max_iter``
+iterations (under ``vmap`` the loop runs until the slowest event stops);
 ``inverse_with_info`` also returns the iteration count and the final residual
 ``max_i |F(x)_i - z_i|`` (``elf_layer(...).inverse`` is the same without them). The
 loop is not differentiated (train with the density direction).
@@ -46,8 +48,8 @@ from nitsjax.nn.made import MADE
 
 class SolveInfo(NamedTuple):
     """What an ELF inverse did, per event: ``iterations`` (int), ``residual``
-    (``max_i |F(x)_i - z_i|`` at the returned ``x``), ``converged`` (stopping rule fired
-    before ``max_iter``)."""
+    (``max_i |F(x)_i - z_i|`` at the returned ``x``), ``converged`` (a stopping rule,
+    tolerance or rounding floor, fired before ``max_iter``)."""
 
     iterations: jax.Array
     residual: jax.Array
@@ -153,17 +155,20 @@ def elf_parts(dim, hidden=(128, 128), *, units=8, lipschitz=0.8, context_dim=Non
             return (z - t) * jnp.exp(-s) - h
 
         def cond(state):
-            it, _, done = state
+            it, _, _, done = state
             return (it < max_iter) & ~done
 
         def body(state):
-            it, x, _ = state
+            it, x, prev, _ = state
             x_new = update(x)
-            done = jnp.all(jnp.abs(x_new - x) <= rtol * (1 + jnp.abs(x_new)))
-            return it + 1, x_new, done
+            delta = jnp.max(jnp.abs(x_new - x) / (1 + jnp.abs(x_new)))
+            # converged, or stuck at the rounding floor (no longer shrinking near tol)
+            done = (delta <= rtol) | ((delta >= prev) & (delta <= 64 * rtol))
+            return it + 1, x_new, delta, done
 
         x0 = z  # the fresh layer is the identity
-        its, x, done = jax.lax.while_loop(cond, body, (jnp.asarray(0), x0, jnp.asarray(False)))
+        start = (jnp.asarray(0), x0, jnp.asarray(jnp.inf, z.dtype), jnp.asarray(False))
+        its, x, _, done = jax.lax.while_loop(cond, body, start)
         zz, ld = forward(params, x, context, key)
         info = SolveInfo(its, jnp.max(jnp.abs(zz - z)), done)
         return x, -ld, info
