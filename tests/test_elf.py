@@ -9,7 +9,7 @@ import nitsjax as nj
 
 
 def test_sample_with_info_reports_iterations_and_residual():
-    flow = nj.flows.elf(2, layers=2, hidden=(8,), units=2)
+    flow = nj.flows.elf(2, layers=2, hidden=(16,), units=4)  # the contract's: shares programs
     params = flow.init(jax.random.key(0))
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.key(1), len(leaves))
