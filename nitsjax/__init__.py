@@ -19,6 +19,7 @@ from nitsjax import (
     root_finding,
     tails,
     train,
+    transport,
 )
 from nitsjax.flow import Flow
 from nitsjax.train import FitDiverged, FitInterrupted, History, fit
@@ -27,5 +28,5 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
-    "nn", "ordering", "registry", "results", "root_finding", "tails", "train",
+    "nn", "ordering", "registry", "results", "root_finding", "tails", "train", "transport",
 ]

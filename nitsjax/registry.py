@@ -10,10 +10,13 @@ command line's ``model=<name>`` builds ``get(name)(dim, **model options)``, and 
 schema of ``model.<option>`` (types, defaults, ``--help``) is generated from the signature
 by the application layer (``nitsjax.config``). The core never imports the application.
 
-``kind`` separates namespaces: ``"flow"`` (``nitsjax.flows``), ``"model"`` (trainable
-models that are not flows: ``nitsjax.models``), ``"loss"`` (``nj.fit``'s objectives,
-``nitsjax.losses``). ``model=<name>`` on the command line looks in the kinds of
-``MODEL_KINDS``, so a name is unique across them.
+``kind`` separates namespaces: ``"flow"`` (a constructor ``f(dim, **options) -> Flow``,
+trained by ``nj.fit``), ``"model"`` (trainable models that are not flows,
+``nitsjax.models``, also trained by ``nj.fit``), ``"transport"`` (a fitter
+``f(x_train, x_val, **options) -> (flow, params, info)`` that fits itself, e.g.
+``nj.transport.fit_atm`` as ``"atm"``) and ``"loss"`` (``nj.fit``'s objectives,
+``nitsjax.losses``). A name is unique across kinds, so ``model=<name>`` (which looks in
+``MODEL_KINDS``) is unambiguous.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Callable
 
 _REGISTRY: dict[str, dict[str, Callable]] = {}
 #: the kinds ``model=<name>`` chooses from (``get_model``)
-MODEL_KINDS = ("flow", "model")
+MODEL_KINDS = ("flow", "model", "transport")
 
 
 def register(name: str, constructor: Callable, kind: str = "flow") -> Callable:
@@ -34,15 +37,12 @@ def register(name: str, constructor: Callable, kind: str = "flow") -> Callable:
         raise ValueError(f"name: expected an identifier such as 'my_flow', got {name!r}")
     if not callable(constructor):
         raise TypeError(f"constructor: expected a callable, got {type(constructor).__name__}")
+    for other, names_ in _REGISTRY.items():
+        if other != kind and name in names_:
+            raise ValueError(f"name: {name!r} is already registered as a {other}; "
+                             f"register the {kind} under another name")
     table = _REGISTRY.setdefault(kind, {})
     old = table.get(name)
-    if kind in MODEL_KINDS:  # model=<name> must stay unambiguous
-        for other in MODEL_KINDS:
-            taken = _REGISTRY.get(other, {}).get(name)
-            if other != kind and taken is not None:
-                raise ValueError(f"name: {name!r} is already registered as a {other} "
-                                 f"({_qualname(taken)}); register {_qualname(constructor)} "
-                                 "under another name")
     if old is not None and old is not constructor:
         raise ValueError(
             f"name: {kind} {name!r} is already registered ({_qualname(old)}); register "
@@ -64,8 +64,8 @@ def get(name: str, kind: str = "flow") -> Callable:
 
 
 def get_model(name: str) -> Callable:
-    """The flow or model constructor registered as ``name`` (``model=<name>``); a
-    ``KeyError`` listing them all if none."""
+    """The flow or model constructor (or transport fitter) registered as ``name``
+    (``model=<name>``); a ``KeyError`` listing them all if none."""
     for kind in MODEL_KINDS:
         if name in _REGISTRY.get(kind, {}):
             return _REGISTRY[kind][name]
@@ -76,6 +76,14 @@ def get_model(name: str) -> Callable:
 def model_names() -> list[str]:
     """Names of every registered flow and model, sorted."""
     return sorted(n for kind in MODEL_KINDS for n in _REGISTRY.get(kind, {}))
+
+
+def kind_of(name: str) -> str:
+    """The kind ``name`` is registered under (``"flow"`` when it is not registered)."""
+    for kind, table in _REGISTRY.items():
+        if name in table:
+            return kind
+    return "flow"
 
 
 def names(kind: str = "flow") -> list[str]:

@@ -103,11 +103,12 @@ def _schema_defaults(schema) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", registry.names("flow"))
+@pytest.mark.parametrize("name", registry.names("flow") + registry.names("transport"))
 def test_model_config_defaults_are_the_constructors(name):
     """The schema of ``model=<name>`` and the composed config agree with the registered
-    constructor's signature, option by option: a drifted default fails here."""
-    ctor = registry.get(name)
+    constructor's (or transport fitter's) signature, option by option: a drifted
+    default fails here."""
+    ctor = registry.get(name, registry.kind_of(name))
     want = _defaults(ctor, exclude=C.MODEL_SUPPLIED)
     schema = _schema_defaults(C.model_schema(name))
     cfg = C.to_container(C.compose("train", [f"model={name}"]).model)

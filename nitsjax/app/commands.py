@@ -35,7 +35,7 @@ from nitsjax.app.evaluation import (
     summarize,
 )
 from nitsjax.app.figures import write_figures, write_sample_figure
-from nitsjax.app.models import build_flow, takes_image_shape
+from nitsjax.app.models import build_flow, fit_transport, is_transport, takes_image_shape
 from nitsjax.app.params_io import save_params
 from nitsjax.app.trained import (
     CONFIG_FILE,
@@ -149,7 +149,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
     images = takes_image_shape(cfg.model)
     data = load_data(cfg.data, raw_pixels=images)
     t = cfg.train
-    if t.batch_size > len(data.train):
+    transport = is_transport(cfg.model)
+    if t.batch_size > len(data.train) and not transport:
         raise ConfigError(
             f"train.batch_size: {t.batch_size} is larger than the training split of "
             f"{cfg.data.name} ({len(data.train)} rows); pass train.batch_size=<{len(data.train)}"
@@ -158,20 +159,25 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         f"data {cfg.data.name}: dim {data.dim}, train {len(data.train)}, val {len(data.val)}, "
         f"test {len(data.test)}; model {cfg.model.name}"
     )
-    flow = build_flow(cfg.model, data.dim, image_shape=data.image_shape)
+    flow = None if transport else build_flow(cfg.model, data.dim, image_shape=data.image_shape)
     metrics = {"model": cfg.model.name, "data": cfg.data.name, "dim": data.dim}
     if data.image_shape is not None:
         metrics["image_shape"] = list(data.image_shape)
     _write_json(out / METRICS_FILE, metrics)  # completed after training
     k_init, k_fit, k_plot = jax.random.split(jax.random.key(cfg.seed), 3)
-    params = flow.init(k_init)  # fit initialises the data-side layers from the training split
-    fit_kw = dict(to_container(t))
-    fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
     start = time.perf_counter()
-    params, history = fit(
-        flow, params, data.train, data.val, key=k_fit, checkpoint_dir=str(out),
-        eval_batch_size=cfg.eval_batch_size, **fit_kw,
-    )
+    if transport:  # fits itself (nj.transport.fit_atm): no steps, no checkpoints
+        flow, params, info = fit_transport(cfg.model, data.train, data.val)
+        history = []
+        metrics["terms"] = [int(m) for m in info.terms]
+    else:
+        params = flow.init(k_init)  # fit initialises the data-side layers from the training split
+        fit_kw = dict(to_container(t))
+        fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
+        params, history = fit(
+            flow, params, data.train, data.val, key=k_fit, checkpoint_dir=str(out),
+            eval_batch_size=cfg.eval_batch_size, **fit_kw,
+        )
     seconds = time.perf_counter() - start
     save_params(out / PARAMS_FILE, params)
     if data.shift is not None or data.scale is not None:

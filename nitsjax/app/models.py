@@ -13,10 +13,11 @@ from nitsjax.config import ConfigError, to_container
 
 
 def flow_constructor(name: str) -> Callable:
-    """The registered constructor of ``model.name=<name>``; a ConfigError listing the
-    registered names otherwise."""
+    """The registered constructor (or transport fitter, ``is_transport``) of
+    ``model.name=<name>``; a ConfigError listing the registered names otherwise."""
     import nitsjax.flows  # noqa: F401  (registers the built-in flows)
     import nitsjax.models  # noqa: F401  (and models)
+    import nitsjax.transport  # noqa: F401  (and transport fitters)
 
     try:
         return registry.get_model(name)
@@ -25,6 +26,32 @@ def flow_constructor(name: str) -> Callable:
             f"model.name: unknown model {name!r}; expected one of {registry.model_names()} "
             "(nitsjax.registry.register adds one)"
         ) from None
+
+
+def is_transport(model_cfg) -> bool:
+    """Whether ``model.name`` is a transport fitter (``atm``): fitted by its own
+    function on the training and validation rows, not built here and trained by ``fit``."""
+    import nitsjax.transport  # noqa: F401
+
+    return registry.kind_of(to_container(model_cfg)["name"]) == "transport"
+
+
+def fit_transport(model_cfg, train, val):
+    """``(flow, params, info)`` of a transport fitter from its model config."""
+    ctor, kw = model_options(model_cfg)
+    if to_container(model_cfg).get("logit") is not None:
+        raise ConfigError(f"model.logit: not supported by {model_cfg.name}; leave it null")
+    return ctor(train, val, **{k: _frozen(v) for k, v in kw.items()})
+
+
+def transport_flow(model_cfg, dim: int, terms: int):
+    """The (unfitted) flow a transport fit returns, rebuilt to load its params: ``terms``
+    slots per component (the params' ``coef`` width)."""
+    from nitsjax.transport import atm_flow
+
+    kw = to_container(model_cfg)
+    keep = ("basis", "rectifier", "max_degree", "quadrature")
+    return atm_flow(dim, terms=terms, **{k: kw[k] for k in keep if k in kw})
 
 
 def model_options(model_cfg) -> tuple[Callable, dict]:
@@ -41,8 +68,10 @@ def model_options(model_cfg) -> tuple[Callable, dict]:
     ctor = flow_constructor(name)
     sig = inspect.signature(ctor)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    accepted = [p for p in sig.parameters if p != "dim"]
-    unknown = [k for k in kw if k not in sig.parameters or k == "dim"]
+    options = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+    accepted = options if registry.kind_of(name) == "transport" else [
+        p for p in sig.parameters if p != "dim"]
+    unknown = [k for k in kw if k not in accepted]
     if unknown and not takes_any:
         raise ConfigError(
             f"model.{unknown[0]}: the {name} flow ({ctor.__module__}.{ctor.__name__}) has no "

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nitsjax.app.datasets import Dataset, load_data, log_scale, to_original
 from nitsjax.app.evaluation import log_likelihoods, sample_in_batches
-from nitsjax.app.models import build_flow, takes_image_shape
+from nitsjax.app.models import build_flow, is_transport, takes_image_shape, transport_flow
 from nitsjax.app.params_io import load_params
 
 PathLike = Union[str, Path]
@@ -87,7 +87,12 @@ def load_run(run_dir: PathLike) -> TrainedRun:
         raise ValueError(f"run: {run_dir / METRICS_FILE} is missing or has no 'dim'")
     image_shape = cfg.data.get("image_shape") or (
         json.loads(meta_path.read_text()).get("image_shape") if meta_path.is_file() else None)
-    flow = build_flow(cfg.model, int(dim), image_shape=image_shape)
+    if is_transport(cfg.model):  # its width was chosen by the fit: read it from the params
+        with np.load(params_path, allow_pickle=False) as z:
+            terms = z["['bijector']['atm']['coef']"].shape[1]
+        flow = transport_flow(cfg.model, int(dim), terms)
+    else:
+        flow = build_flow(cfg.model, int(dim), image_shape=image_shape)
     template = jax.eval_shape(flow.init, jax.random.key(0))
     params = load_params(params_path, template)
     return TrainedRun(run_dir, cfg, flow, params, shift, scale)

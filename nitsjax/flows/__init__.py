@@ -1,10 +1,11 @@
-"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf``, ``nits``, ``image_nits`` and
-``mtaf``.
+"""Ready-made flows: ``maf``, ``iaf``, ``realnvp``, ``nsf``, ``nits``, ``image_nits``,
+``mtaf`` and ``elf``.
 
 Each is registered once (``nitsjax.registry``); its signature is its config schema."""
 
 from nitsjax.flow import Flow
 from nitsjax.flows.affine import iaf, maf, realnvp
+from nitsjax.flows.elf import ELFFlow, elf
 from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.mtaf import MTAFFlow, mtaf
 from nitsjax.flows.nits import NITSFlow, nits
@@ -18,6 +19,8 @@ register("nsf", nsf)
 register("nits", nits)
 register("image_nits", image_nits)
 register("mtaf", mtaf)
+register("elf", elf)
 
-__all__ = ["Flow", "ImageNITSFlow", "MTAFFlow", "NITSFlow", "iaf", "image_nits", "maf", "mtaf",
+__all__ = ["ELFFlow", "Flow", "ImageNITSFlow", "MTAFFlow", "NITSFlow", "elf", "iaf",
+           "image_nits", "maf", "mtaf",
            "nits", "nsf", "realnvp"]
