@@ -16,6 +16,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nitsjax.bijectors.base import stack
 from nitsjax.bijectors.elf import check_lipschitz, elf_parts
@@ -23,6 +24,7 @@ from nitsjax.distributions.base import standard_normal
 from nitsjax.flow import Flow
 from nitsjax.flows.common import (
     check_common,
+    check_order,
     check_standardize,
     flow_bijector,
     flow_layer,
@@ -74,6 +76,8 @@ class ELFFlow(Flow):
         if std is not None:
             x, ld_std = std.inverse(bij["standardize"], x)
             total = total + ld_std
+        if o["order"] is not None:  # the data-side permutation, undone (log-det 0)
+            x = x[np.argsort(o["order"])]
         return x, lp - total, SampleInfo(*infos)
 
 
@@ -108,6 +112,7 @@ def elf(
     dropout: float = 0.0,
     max_iter: int = 1000,
     standardize: Optional[str] = "whiten",
+    order: Optional[Sequence[int]] = None,
 ) -> ELFFlow:
     """Exact-Lipschitz flow (Gopal, arXiv 2112.06997): ``layers`` ELF layers
     (``nitsjax.bijectors.elf``), coordinates reversed between layers.
@@ -123,9 +128,14 @@ def elf(
       dropout: MADE dropout rate, active when training with a key.
       max_iter: cap on the fixed-point iterations of each layer's inverse.
       standardize: data-side standardising layer, ``"whiten"``, ``"diagonal"`` or None.
+      order: None or a permutation of ``range(dim)``: the order in which the layers see
+        the coordinates (``nitsjax.flows.common.order_layer``; densities and samples stay
+        in the user's coordinates).
 
-    Params: ``{"bijector": {"standardize": ..., "layers": {"elf", "reverse"}}, "base": {}}``.
+    Params: ``{"bijector": {["order": {},] "standardize": ..., "layers": {"elf",
+    "reverse"}}, "base": {}}``.
     """
+    order = check_order(order, dim)
     spec = flow_spec("elf", locals())
     hidden = check_common(dim, layers, hidden, context_dim, dropout)
     check_positive_int(units, "units")
@@ -134,9 +144,9 @@ def elf(
     check_standardize(standardize)
     options = dict(hidden=hidden, units=int(units), lipschitz=lipschitz,
                    context_dim=context_dim, dropout=float(dropout), max_iter=int(max_iter),
-                   standardize=standardize)
+                   standardize=standardize, order=order)
     core, _ = _layer(dim, options)
     bij = flow_bijector(stack(flow_layer(core, dim, False, None), layers, name="layers"), dim,
-                        standardize)
+                        standardize, order)
     return ELFFlow(standard_normal(dim), bij, dim, context_dim, name="elf", spec=spec,
                    options=tuple(sorted(options.items())))
