@@ -12,4 +12,9 @@ Data-dependent setup (scales, bin ranges) follows the flows' protocol
 runs on fresh params.
 """
 
-__all__: list[str] = []
+from nitsjax.models.generator import Generator, generator
+from nitsjax.registry import register
+
+register("generator", generator, kind="model")
+
+__all__ = ["Generator", "generator"]
