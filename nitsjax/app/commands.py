@@ -31,7 +31,9 @@ from nitsjax.app.datasets import Dataset, fit_dequantize, load_data, log_scale
 from nitsjax.app.evaluation import (
     dequantized_log_likelihoods,
     discrete_log_likelihoods,
+    energy_distances,
     format_ll,
+    has_density,
     summarize,
 )
 from nitsjax.app.figures import write_figures, write_sample_figure
@@ -198,7 +200,15 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         metrics["dequantized"] = {str(k): v for k, v in dequantized.items()}
         log.info(f"fit dequantised lattice columns {sorted(dequantized)}: log-likelihoods are "
                  f"the bound on the discrete data's log-probability")
-    for split in ("val", "test"):
+    density = has_density(flow)
+    if not density:  # a sampler without a density (model=generator): the energy distance
+        k_plot, k_eval = jax.random.split(k_plot)
+        metrics.update(energy_distances(flow, params, {s: data.split(s) for s in
+                                                       ("val", "test")}, k_eval))
+        log.info(f"{cfg.model.name} has no density: no log-likelihoods; test energy distance "
+                 f"(beta=1, {metrics['n_test']} rows vs as many samples): "
+                 f"{metrics['test_energy_distance']:.4f}")
+    for split in ("val", "test") if density else ():
         lp = discrete_log_likelihoods(flow, params, data.split(split), dequantized,
                                       cfg.eval_batch_size)
         s = summarize(lp)
@@ -211,9 +221,11 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
             metrics.update(image_bits_per_dim(flow, params, data.split(split), split, s,
                                               cfg.eval_batch_size))
     _write_json(out / METRICS_FILE, metrics)
-    s = {"mean": metrics["test_log_likelihood"], "stderr": metrics["test_log_likelihood_stderr"]
-         or float("nan"), "n": metrics["n_test"]}
-    log.info(f"test log-likelihood: {format_ll(s)} nats per example")
+    if density:
+        s = {"mean": metrics["test_log_likelihood"],
+             "stderr": metrics["test_log_likelihood_stderr"] or float("nan"),
+             "n": metrics["n_test"]}
+        log.info(f"test log-likelihood: {format_ll(s)} nats per example")
     if "test_bits_per_dim" in metrics:
         log.info(f"test bits/dim: {metrics['test_bits_per_dim']:.4f} (discrete), "
                  f"{metrics['test_bits_per_dim_dequantized']:.4f} (dequantised)")
