@@ -260,7 +260,8 @@ def image_bits_per_dim(flow, params, x, split: str, discrete: dict, batch_size: 
 # ---------------------------------------------------------------------------- eval
 def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
              data_root: Optional[str] = None, out_dir: Optional[PathLike] = None) -> dict:
-    """Log-likelihood of a trained run on a split (mean, 2 SE, n).
+    """Log-likelihood of a trained run on a split (mean, 2 SE, n); for a model without a
+    density (``model=generator``) the energy distance of as many samples to the split.
 
     Args:
       run: the output folder of ``nitsjax train``.
@@ -274,18 +275,26 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     trained = Path(run) / METRICS_FILE
     dequantized = (json.loads(trained.read_text()).get("dequantized")
                    if trained.exists() else None)
-    lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized, batch_size)
-    s = summarize(lp)
-    metrics = {
-        "run": str(run),
-        "split": split,
-        "log_likelihood": s["mean"],
-        "log_likelihood_stderr": _finite_or_none(s["stderr"]),
-        "n": s["n"],
-    }
-    if r.scale is not None:
-        metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
-    log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
+    if not has_density(r.flow):  # a generator: the energy distance of samples to the split
+        e = energy_distances(r.flow, r.params, {split: data.split(split)}, jax.random.key(0))
+        metrics = {"run": str(run), "split": split,
+                   "energy_distance": e[f"{split}_energy_distance"], "n": e[f"n_{split}"]}
+        log.info(f"{r.cfg.model.name} has no density; {split} energy distance of {run} "
+                 f"(beta=1, {metrics['n']} rows): {metrics['energy_distance']:.4f}")
+    else:
+        lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized,
+                                      batch_size)
+        s = summarize(lp)
+        metrics = {
+            "run": str(run),
+            "split": split,
+            "log_likelihood": s["mean"],
+            "log_likelihood_stderr": _finite_or_none(s["stderr"]),
+            "n": s["n"],
+        }
+        if r.scale is not None:
+            metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
+        log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
     if takes_image_shape(r.cfg.model):
         bpd = image_bits_per_dim(r.flow, r.params, data.split(split), split, s, batch_size)
         metrics.update({k.replace(f"{split}_", "", 1): v for k, v in bpd.items()})
