@@ -1,9 +1,9 @@
 """The energy objective: determinant-free training from model samples.
 
-Si, Chen, Sahoo, Schiff & Kuleshov, "Semi-Autoregressive Energy Flows: Exploring
-Likelihood-Free Training of Normalizing Flows", ICML 2023, arXiv 2206.06672; the energy
-score is Gneiting & Raftery's (JASA 2007) multivariate proper scoring rule, the energy
-distance Szekely & Rizzo's (2013).
+Si, Chen, Sahoo, Schiff & Kuleshov, "Energy Flows: Towards Determinant-Free Training of
+Normalizing Flows", arXiv 2206.06672 (the energy objective and its random-projection
+estimators); the energy score is Gneiting & Raftery's (JASA 2007) multivariate proper
+scoring rule, the energy distance Szekely & Rizzo's (J. Stat. Plan. Inference 2013).
 
 For a model ``P`` with samples ``Y, Y'`` and a data row ``x``, the energy score is
 
