@@ -140,6 +140,15 @@ def test_bad_input_is_refused_with_a_clear_error():
 
     with pytest.raises(ValueError, match="loss='energy'.*nosampler.*generator"):
         nj.losses.check(nj.losses.energy, NoSampler())
+
+    class Rounded(NoSampler):  # image_nits: samples rounded to 8-bit values
+        name, discrete, reparameterized = "rounded", True, True
+
+        def sample_batch(self, params, key, n, context=None):
+            raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="rounded.*discrete"):
+        nj.losses.check(nj.losses.energy, Rounded())
     assert nj.registry.get("energy", "loss") is nj.losses.energy
     assert en.EnergyLoss(beta=1.5) == en.EnergyLoss(beta=1.5)
     assert en.EnergyLoss(beta=1.5).__name__ == "energy(beta=1.5)"
