@@ -235,7 +235,8 @@ def plot_history(
     *,
     title: str = "training",
 ) -> Figure:
-    """Training and validation NLL against optimisation steps.
+    """Training and validation NLL against optimisation steps (the training objective's
+    ``train_loss``/``val_loss`` instead when the records have them: ``fit(loss=...)``).
 
     ``history`` is a list of records (``{"step", "train_nll", "val_nll", ...}``, as in
     ``history.jsonl``) or a dict of columns."""
@@ -251,7 +252,10 @@ def plot_history(
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     drawn = 0
-    for key, label in (("train_nll", "train NLL"), ("val_nll", "validation NLL")):
+    losses = any(v is not None for v in cols.get("train_loss", ()))  # another objective
+    shown = (("train_loss", "train loss"), ("val_loss", "validation loss")) if losses else (
+        ("train_nll", "train NLL"), ("val_nll", "validation NLL"))
+    for key, label in shown:
         if key not in cols:
             continue
         v = np.array([np.nan if a is None else float(a) for a in cols[key]])
@@ -259,7 +263,7 @@ def plot_history(
             ax.plot(steps, v, marker="o", ms=2, label=label)
             drawn += 1
     ax.set_xlabel("step")
-    ax.set_ylabel("negative log-likelihood (nats)")
+    ax.set_ylabel("training objective" if losses else "negative log-likelihood (nats)")
     ax.set_title(title)
     if drawn:
         ax.legend()

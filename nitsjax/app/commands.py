@@ -31,7 +31,9 @@ from nitsjax.app.datasets import Dataset, fit_dequantize, load_data, log_scale
 from nitsjax.app.evaluation import (
     dequantized_log_likelihoods,
     discrete_log_likelihoods,
+    energy_distances,
     format_ll,
+    has_density,
     summarize,
 )
 from nitsjax.app.figures import write_figures, write_sample_figure
@@ -204,7 +206,15 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         metrics["dequantized"] = {str(k): v for k, v in dequantized.items()}
         log.info(f"fit dequantised lattice columns {sorted(dequantized)}: log-likelihoods are "
                  f"the bound on the discrete data's log-probability")
-    for split in ("val", "test"):
+    density = has_density(flow)
+    if not density:  # a sampler without a density (model=generator): the energy distance
+        k_plot, k_eval = jax.random.split(k_plot)
+        metrics.update(energy_distances(flow, params, {s: data.split(s) for s in
+                                                       ("val", "test")}, k_eval))
+        log.info(f"{cfg.model.name} has no density: no log-likelihoods; test energy distance "
+                 f"(beta=1, {metrics['n_test']} rows vs as many samples): "
+                 f"{metrics['test_energy_distance']:.4f}")
+    for split in ("val", "test") if density else ():
         lp = discrete_log_likelihoods(flow, params, data.split(split), dequantized,
                                       cfg.eval_batch_size)
         s = summarize(lp)
@@ -217,9 +227,11 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
             metrics.update(image_bits_per_dim(flow, params, data.split(split), split, s,
                                               cfg.eval_batch_size))
     _write_json(out / METRICS_FILE, metrics)
-    s = {"mean": metrics["test_log_likelihood"], "stderr": metrics["test_log_likelihood_stderr"]
-         or float("nan"), "n": metrics["n_test"]}
-    log.info(f"test log-likelihood: {format_ll(s)} nats per example")
+    if density:
+        s = {"mean": metrics["test_log_likelihood"],
+             "stderr": metrics["test_log_likelihood_stderr"] or float("nan"),
+             "n": metrics["n_test"]}
+        log.info(f"test log-likelihood: {format_ll(s)} nats per example")
     if "test_bits_per_dim" in metrics:
         log.info(f"test bits/dim: {metrics['test_bits_per_dim']:.4f} (discrete), "
                  f"{metrics['test_bits_per_dim_dequantized']:.4f} (dequantised)")
@@ -254,7 +266,8 @@ def image_bits_per_dim(flow, params, x, split: str, discrete: dict, batch_size: 
 # ---------------------------------------------------------------------------- eval
 def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
              data_root: Optional[str] = None, out_dir: Optional[PathLike] = None) -> dict:
-    """Log-likelihood of a trained run on a split (mean, 2 SE, n).
+    """Log-likelihood of a trained run on a split (mean, 2 SE, n); for a model without a
+    density (``model=generator``) the energy distance of as many samples to the split.
 
     Args:
       run: the output folder of ``nitsjax train``.
@@ -268,18 +281,26 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     trained = Path(run) / METRICS_FILE
     dequantized = (json.loads(trained.read_text()).get("dequantized")
                    if trained.exists() else None)
-    lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized, batch_size)
-    s = summarize(lp)
-    metrics = {
-        "run": str(run),
-        "split": split,
-        "log_likelihood": s["mean"],
-        "log_likelihood_stderr": _finite_or_none(s["stderr"]),
-        "n": s["n"],
-    }
-    if r.scale is not None:
-        metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
-    log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
+    if not has_density(r.flow):  # a generator: the energy distance of samples to the split
+        e = energy_distances(r.flow, r.params, {split: data.split(split)}, jax.random.key(0))
+        metrics = {"run": str(run), "split": split,
+                   "energy_distance": e[f"{split}_energy_distance"], "n": e[f"n_{split}"]}
+        log.info(f"{r.cfg.model.name} has no density; {split} energy distance of {run} "
+                 f"(beta=1, {metrics['n']} rows): {metrics['energy_distance']:.4f}")
+    else:
+        lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized,
+                                      batch_size)
+        s = summarize(lp)
+        metrics = {
+            "run": str(run),
+            "split": split,
+            "log_likelihood": s["mean"],
+            "log_likelihood_stderr": _finite_or_none(s["stderr"]),
+            "n": s["n"],
+        }
+        if r.scale is not None:
+            metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
+        log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
     if takes_image_shape(r.cfg.model):
         bpd = image_bits_per_dim(r.flow, r.params, data.split(split), split, s, batch_size)
         metrics.update({k.replace(f"{split}_", "", 1): v for k, v in bpd.items()})

@@ -87,3 +87,27 @@ def sample_in_batches(flow, params, key, n: int, batch: int = 10000) -> np.ndarr
     keys = jax.random.split(key, -(-int(n) // batch))
     parts = [np.asarray(flow.sample(params, k, batch)) for k in keys]
     return np.concatenate(parts)[:n]
+
+
+#: rows of a split (and model samples) the energy distance is computed on (O(n^2) pairs)
+ENERGY_ROWS = 2000
+
+
+def has_density(flow) -> bool:
+    """Whether the model has a density (``log_prob_batch``); a generator has none."""
+    return callable(getattr(flow, "log_prob_batch", None))
+
+
+def energy_distances(flow, params, splits: dict, key, rows: int = ENERGY_ROWS) -> dict:
+    """``{<split>_energy_distance: ..., n_<split>: ...}``: the unbiased energy distance
+    (beta = 1, ``nitsjax.losses.energy_distance``) between the first ``rows`` rows of each
+    split and as many model samples, in the units the model was trained in."""
+    from nitsjax.losses import energy_distance
+
+    out = {}
+    for (name, x), k in zip(splits.items(), jax.random.split(key, len(splits))):
+        x = np.asarray(x[:rows], np.float32)
+        y = sample_in_batches(flow, params, k, len(x))
+        out[f"{name}_energy_distance"] = float(energy_distance(x, y.astype(np.float32)))
+        out[f"n_{name}"] = len(x)
+    return out

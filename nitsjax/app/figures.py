@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nitsjax.app.datasets import Dataset
+from nitsjax.app.evaluation import has_density
 from nitsjax.app.trained import TrainedRun
 
 IMAGE_GRID = 64  # samples in an image grid (8 x 8, nitsjax.plots.plot_image_samples)
@@ -13,7 +14,8 @@ IMAGE_GRID = 64  # samples in an image grid (8 x 8, nitsjax.plots.plot_image_sam
 
 def write_figures(run: TrainedRun, data: Dataset, key, plots_cfg, records=None,
                   batch_size: int = 4096) -> list[Path]:
-    """Training curve, samples vs data (image grid for image data), density (d == 2)."""
+    """Training curve, samples vs data (image grid for image data), density (d == 2, for
+    models with a density)."""
     from nitsjax import plots
 
     out, written = run.path, []
@@ -30,7 +32,7 @@ def write_figures(run: TrainedRun, data: Dataset, key, plots_cfg, records=None,
         plots.plot_image_samples(samples, data.image_shape, test, written[-1])
     else:
         plots.plot_samples(samples, test, written[-1], max_dims=plots_cfg.max_dims)
-    if data.dim == 2:
+    if data.dim == 2 and has_density(run.flow):  # a generator has samples only
         written.append(out / "density.png")
         plots.plot_density_2d(
             lambda pts: run.log_prob(pts, batch_size=batch_size), test, written[-1],

@@ -24,6 +24,13 @@ from typing import Callable
 import jax
 
 from nitsjax import registry
+from nitsjax.losses.energy import (
+    EnergyLoss,
+    energy,
+    energy_distance,
+    energy_score,
+    sliced_energy_score,
+)
 from nitsjax.losses.likelihood import nll
 
 KIND = "loss"
@@ -31,6 +38,7 @@ KIND = "loss"
 EVAL_SEED = 0
 
 registry.register("nll", nll, KIND)
+registry.register("energy", energy, KIND)
 
 
 def eval_key(key):
@@ -72,4 +80,5 @@ def check(loss: Callable, model) -> None:
         checker(model)
 
 
-__all__ = ["EVAL_SEED", "check", "eval_key", "name_of", "nll", "resolve"]
+__all__ = ["EVAL_SEED", "EnergyLoss", "check", "energy", "energy_distance", "energy_score",
+           "eval_key", "name_of", "nll", "resolve", "sliced_energy_score"]

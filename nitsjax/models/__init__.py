@@ -6,10 +6,16 @@ A model is a hashable value (equal models built the same way share compiled code
 ``Flow`` does) with ``name``, ``dim`` (the modelled variable), ``context_dim`` (``None``,
 or the size of the conditioning input) and ``init(key, x=None, context=None)``, plus what
 its training objective needs: ``log_prob_batch(params, x, context, key)`` for the NLL,
-``sample_batch`` (reparameterised draws) for the energy loss (``nitsjax.losses``).
+``sample_batch`` (reparameterised draws, declared by ``reparameterized = True``) for
+the energy loss (``nitsjax.losses.energy``).
 Data-dependent setup (scales, bin ranges) follows the flows' protocol
 (``data_init(params, x, context)`` and ``needs_data_init(params)``), which ``nj.fit``
 runs on fresh params.
 """
 
-__all__: list[str] = []
+from nitsjax.models.generator import Generator, generator
+from nitsjax.registry import register
+
+register("generator", generator, kind="model")
+
+__all__ = ["Generator", "generator"]
