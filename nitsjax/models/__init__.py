@@ -10,6 +10,19 @@ its training objective needs: ``log_prob_batch(params, x, context, key)`` for th
 Data-dependent setup (scales, bin ranges) follows the flows' protocol
 (``data_init(params, x, context)`` and ``needs_data_init(params)``), which ``nj.fit``
 runs on fresh params.
+
+Conditional density models of ``p(y | x)`` (``dim = y_dim``, ``context_dim = x_dim``;
+``nitsjax.models.conditional``): ``ddn`` (deconvolutional density network) and ``mdn``
+(mixture density network). Their constructors take ``(x_dim, y_dim, **options)``.
 """
 
-__all__: list[str] = []
+from nitsjax import registry
+from nitsjax.models.ddn import ddn
+from nitsjax.models.mdn import mdn
+
+KIND = "model"
+
+registry.register("ddn", ddn, KIND)
+registry.register("mdn", mdn, KIND)
+
+__all__ = ["ddn", "mdn"]
