@@ -86,12 +86,16 @@ class DataConfig:
     ``kwargs`` (extra loader options). ``image_shape`` (e.g. ``[8, 8]``) makes the sample
     figures image grids (default: what the loader reports). ``dequantize`` goes to the
     loader when it dequantises (UCI tables, files, images: it knows the columns' steps),
-    else to ``fit(dequantize=)`` when ``fit`` takes it; null: their default."""
+    else to ``fit(dequantize=)`` when ``fit`` takes it; null: their default. ``target``
+    (column indices, e.g. ``[10]``) makes the run conditional: the model learns
+    ``p(target columns | the other columns)`` (``nitsjax.app.datasets.load_data``); null:
+    the joint density of every column."""
 
     name: str = MISSING
     image_shape: Optional[List[int]] = None
     kwargs: Dict[str, Any] = field(default_factory=dict)
     dequantize: Any = None
+    target: Optional[List[int]] = None
 
 
 #: loader arguments that are not config keys: ``return_info`` (the runner asks for it) and

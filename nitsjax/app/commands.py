@@ -158,8 +158,12 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         f"data {cfg.data.name}: dim {data.dim}, train {len(data.train)}, val {len(data.val)}, "
         f"test {len(data.test)}; model {cfg.model.name}"
     )
-    flow = build_flow(cfg.model, data.dim, image_shape=data.image_shape)
+    flow = build_flow(cfg.model, data.dim, context_dim=data.context_dim,
+                      image_shape=data.image_shape)
     metrics = {"model": cfg.model.name, "data": cfg.data.name, "dim": data.dim}
+    if data.target is not None:  # p(target columns | the others): conditional scores
+        metrics.update(target=list(data.target), context_dim=data.context_dim)
+        log.info(f"conditional: p(columns {list(data.target)} | the other {data.context_dim})")
     if data.image_shape is not None:
         metrics["image_shape"] = list(data.image_shape)
     _write_json(out / METRICS_FILE, metrics)  # completed after training
@@ -170,7 +174,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
     start = time.perf_counter()
     params, history = fit(
         flow, params, data.train, data.val, key=k_fit, checkpoint_dir=str(out),
-        eval_batch_size=cfg.eval_batch_size, **fit_kw,
+        eval_batch_size=cfg.eval_batch_size, context=data.context("train"),
+        val_context=data.context("val"), **fit_kw,
     )
     seconds = time.perf_counter() - start
     save_params(out / PARAMS_FILE, params)
@@ -200,7 +205,7 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
                  f"the bound on the discrete data's log-probability")
     for split in ("val", "test"):
         lp = discrete_log_likelihoods(flow, params, data.split(split), dequantized,
-                                      cfg.eval_batch_size)
+                                      cfg.eval_batch_size, data.context(split))
         s = summarize(lp)
         metrics[f"{split}_log_likelihood"] = s["mean"]
         metrics[f"{split}_log_likelihood_stderr"] = _finite_or_none(s["stderr"])
@@ -213,7 +218,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
     _write_json(out / METRICS_FILE, metrics)
     s = {"mean": metrics["test_log_likelihood"], "stderr": metrics["test_log_likelihood_stderr"]
          or float("nan"), "n": metrics["n_test"]}
-    log.info(f"test log-likelihood: {format_ll(s)} nats per example")
+    what = "conditional test log-likelihood" if data.target is not None else "test log-likelihood"
+    log.info(f"{what}: {format_ll(s)} nats per example")
     if "test_bits_per_dim" in metrics:
         log.info(f"test bits/dim: {metrics['test_bits_per_dim']:.4f} (discrete), "
                  f"{metrics['test_bits_per_dim_dequantized']:.4f} (dequantised)")
@@ -262,7 +268,8 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     trained = Path(run) / METRICS_FILE
     dequantized = (json.loads(trained.read_text()).get("dequantized")
                    if trained.exists() else None)
-    lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized, batch_size)
+    lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized, batch_size,
+                                  data.context(split))
     s = summarize(lp)
     metrics = {
         "run": str(run),
