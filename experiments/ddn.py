@@ -284,11 +284,11 @@ def write(out: pathlib.Path, rows, a, total, step, fig):
         f"{a.n} training, {a.n // 4} validation, 2000 test rows; wine: 1279/160/160 rows.",
         "",
         f"Models: DDN `ddn(x_dim, y_dim, bins={a.bins} (2-D: {a.bins_2d}), hidden=({a.hidden}, "
-        f"{a.hidden}), margin={a.margin})` (default channels (32, 16), kernel 5); NITS `nits(y_dim, "
-        f"context_dim=x_dim, hidden={a.hidden}, blocks=2, arch=(8, 8))`; NSF `nsf(y_dim, "
-        f"context_dim=x_dim, layers=2, hidden=({a.hidden}, {a.hidden}))` (autoregressive for "
-        f"1-D y); MDN `mdn(x_dim, y_dim, components=5, hidden=({a.hidden}, {a.hidden}))` "
-        "(full covariances for 2-D y).", "",
+        f"{a.hidden}), margin={a.margin})` (default channels (32, 16), kernel 5); NITS "
+        f"`nits(y_dim, context_dim=x_dim, hidden={a.hidden}, blocks=2, arch=(8, 8))`; NSF "
+        f"`nsf(y_dim, context_dim=x_dim, layers=2, hidden=({a.hidden}, {a.hidden}))` "
+        f"(autoregressive for 1-D y); MDN `mdn(x_dim, y_dim, components=5, "
+        f"hidden=({a.hidden}, {a.hidden}))` (full covariances for 2-D y).", "",
         "Test conditional log-likelihood (nats per row, +- 1 s.e.) and the KL gap "
         "E[log p(y|x) - log q(y|x)] to the true conditional (+- 1 s.e.; truth row: the true "
         "density's own test log-likelihood):", "",

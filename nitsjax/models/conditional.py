@@ -20,7 +20,6 @@ module-level caches keyed on the model (a frozen dataclass: equal models share t
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
