@@ -12,8 +12,11 @@ never moves them (``nitsjax.bijectors.trainable_mask``), so every trained weight
 same numbers whatever the units of ``x`` and ``y``.
 
 The checked methods (``init``, ``data_init``, ``log_prob``, ``sample``) refuse bad input
-with an error naming the argument; ``log_prob_batch`` / ``sample_batch`` are the unchecked,
-traceable versions for use inside ``jit`` (training uses them). Compiled functions live in
+with an error naming the argument; ``log_prob_batch`` / ``sample_per_row`` are the
+unchecked, traceable versions for use inside ``jit`` (training uses ``log_prob_batch``).
+There is no ``sample_batch``: draws pick a bin or a component at random, so they are not
+reparameterised and these models are trained by the likelihood, not by a sample-based
+loss. Compiled functions live in
 module-level caches keyed on the model (a frozen dataclass: equal models share them).
 """
 
@@ -31,7 +34,7 @@ from nitsjax.validation import check_context, check_data, check_key, check_posit
 @dataclasses.dataclass(frozen=True)
 class ConditionalModel:
     """Base of ``DDN`` and ``MDN`` (subclasses define ``_net``, ``_init_frozen``,
-    ``_data_init_frozen``, ``log_prob_batch`` and ``sample_batch``)."""
+    ``_data_init_frozen``, ``log_prob_batch`` and ``sample_per_row``)."""
 
     x_dim: int
     y_dim: int
@@ -150,7 +153,7 @@ _init_compiled = jax.jit(lambda m, key: m._init_params(key), static_argnums=0)
 _data_init_compiled = jax.jit(lambda m, p, y, x: m._data_init_params(p, y, x),
                               static_argnums=0)
 _log_prob_compiled = jax.jit(lambda m, p, y, x: m.log_prob_batch(p, y, x), static_argnums=0)
-_sample_compiled = jax.jit(lambda m, p, key, x, n: m.sample_batch(p, key, x, n),
+_sample_compiled = jax.jit(lambda m, p, key, x, n: m.sample_per_row(p, key, x, n),
                            static_argnums=(0, 4))
 
 

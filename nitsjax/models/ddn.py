@@ -133,7 +133,7 @@ class DDN(ConditionalModel):
         lp = jnp.take_along_axis(logp, flat[:, None], axis=-1)[:, 0]
         return jnp.where(inside, lp - self.log_bin_volume(params), -jnp.inf)
 
-    def sample_batch(self, params, key, x, n: int) -> jax.Array:
+    def sample_per_row(self, params, key, x, n: int) -> jax.Array:
         """``n`` draws for each row of ``x`` (m, x_dim) -> (n, m, y_dim): a bin drawn by
         its probability, then a uniform point within it. Unchecked and traceable."""
         f = params["frozen"]

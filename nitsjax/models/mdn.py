@@ -117,7 +117,7 @@ class MDN(ConditionalModel):
         comp = -0.5 * jnp.sum(white**2, -1) - logdet - 0.5 * self.y_dim * math.log(2 * math.pi)
         return jax.nn.logsumexp(logw + comp, axis=-1) - jnp.sum(jnp.log(f["y_scale"]))
 
-    def sample_batch(self, params, key, x, n: int) -> jax.Array:
+    def sample_per_row(self, params, key, x, n: int) -> jax.Array:
         """``n`` draws for each row of ``x`` (m, x_dim) -> (n, m, y_dim): a component
         drawn by its weight, then a Gaussian draw from it. Unchecked and traceable."""
         f = params["frozen"]
