@@ -121,8 +121,10 @@ def test_user_npy_and_csv_in_original_units(tmp_path):
 
 
 def test_conditional_training_from_a_table(tmp_path):
-    """data.target=[2]: a ddn of p(column 2 | columns 0, 1); eval scores it the same way;
-    without a target the conditional model is refused, naming data.target."""
+    """data.target=[2]: a ddn of p(column 2 | columns 0, 1); eval scores it the same way.
+    One test row lies outside the bin range set from the training rows: density zero, so
+    the log-likelihood is -inf (null) and the metrics count the row and score the others.
+    Without a target the conditional model is refused, naming data.target."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 3))
     x[:, 2] = 2 * x[:, 0] + 0.1 * rng.normal(size=400)
@@ -130,14 +132,19 @@ def test_conditional_training_from_a_table(tmp_path):
     run = tmp_path / "cond"
     common = ["train", "model=ddn", "data=file", f"data.path={tmp_path / 't.npy'}",
               "model.bins=8", "model.hidden=[8]", "model.channels=[4]", "model.kernel=3",
-              *TINY[2:], "plots.enabled=false"]
+              *TINY[2:], "train.learning_rate=1e-2", "plots.enabled=false"]
     assert main([*common, "data.target=[2]", f"hydra.run.dir={run}"]) == 0
     m = _metrics(run)
     assert m["dim"] == 1 and m["context_dim"] == 2 and m["target"] == [2]
-    assert _finite(m["test_log_likelihood"], m["test_log_likelihood_original_units"])
+    records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert records[-1]["val_nll"] < records[0]["val_nll"] - 0.1, records  # nj.fit trains it
+    assert _finite(m["val_log_likelihood"], m["val_log_likelihood_original_units"])
+    assert m["test_log_likelihood"] is None and m["test_rows_at_zero_density"] == 1
+    assert _finite(m["test_log_likelihood_inside"])
     assert main(["eval", f"run={run}", f"hydra.run.dir={run / 'eval'}"]) == 0
     ev = json.loads((run / "eval" / "metrics.json").read_text())
-    assert ev["log_likelihood"] == pytest.approx(m["test_log_likelihood"], 1e-5)
+    assert ev["rows_at_zero_density"] == 1
+    assert ev["log_likelihood_inside"] == pytest.approx(m["test_log_likelihood_inside"], 1e-5)
     assert main([*common, f"hydra.run.dir={tmp_path / 'never'}"]) == 2
 
 

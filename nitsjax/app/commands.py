@@ -33,6 +33,7 @@ from nitsjax.app.evaluation import (
     discrete_log_likelihoods,
     format_ll,
     summarize,
+    zero_density_note,
 )
 from nitsjax.app.figures import write_figures, write_sample_figure
 from nitsjax.app.models import build_flow, takes_image_shape
@@ -207,23 +208,23 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         lp = discrete_log_likelihoods(flow, params, data.split(split), dequantized,
                                       cfg.eval_batch_size, data.context(split))
         s = summarize(lp)
-        metrics[f"{split}_log_likelihood"] = s["mean"]
+        metrics[f"{split}_log_likelihood"] = _finite_or_none(s["mean"])
         metrics[f"{split}_log_likelihood_stderr"] = _finite_or_none(s["stderr"])
         metrics[f"n_{split}"] = s["n"]
+        metrics.update(zero_density_note(split, s))
         if data.scale is not None:
-            metrics[f"{split}_log_likelihood_original_units"] = s["mean"] - log_scale(data.scale)
+            metrics[f"{split}_log_likelihood_original_units"] = _finite_or_none(
+                s["mean"] - log_scale(data.scale))
         if images:
             metrics.update(image_bits_per_dim(flow, params, data.split(split), split, s,
                                               cfg.eval_batch_size))
     _write_json(out / METRICS_FILE, metrics)
-    s = {"mean": metrics["test_log_likelihood"], "stderr": metrics["test_log_likelihood_stderr"]
-         or float("nan"), "n": metrics["n_test"]}
     what = "conditional test log-likelihood" if data.target is not None else "test log-likelihood"
     log.info(f"{what}: {format_ll(s)} nats per example")
     if "test_bits_per_dim" in metrics:
         log.info(f"test bits/dim: {metrics['test_bits_per_dim']:.4f} (discrete), "
                  f"{metrics['test_bits_per_dim_dequantized']:.4f} (dequantised)")
-    if "test_log_likelihood_original_units" in metrics:
+    if metrics.get("test_log_likelihood_original_units") is not None:
         log.info(
             f"test log-likelihood in the data's original units: "
             f"{metrics['test_log_likelihood_original_units']:.4f}"
@@ -274,12 +275,14 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
     metrics = {
         "run": str(run),
         "split": split,
-        "log_likelihood": s["mean"],
+        "log_likelihood": _finite_or_none(s["mean"]),
         "log_likelihood_stderr": _finite_or_none(s["stderr"]),
         "n": s["n"],
     }
+    metrics.update({k.replace(f"{split}_", "", 1): v
+                    for k, v in zero_density_note(split, s).items()})
     if r.scale is not None:
-        metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
+        metrics["log_likelihood_original_units"] = _finite_or_none(s["mean"] - log_scale(r.scale))
     log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
     if takes_image_shape(r.cfg.model):
         bpd = image_bits_per_dim(r.flow, r.params, data.split(split), split, s, batch_size)

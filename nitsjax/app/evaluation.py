@@ -78,9 +78,35 @@ def _log_prob_fn(flow):
 
 
 def summarize(lp) -> dict:
-    """``{"mean", "stderr", "n"}`` of per-example log-likelihoods (``results.summarize``)."""
+    """``{"mean", "stderr", "n"}`` of per-example log-likelihoods (``results.summarize``).
+
+    Rows at density zero (``-inf``: outside a bounded model's support, e.g. a ``ddn``'s
+    bin range) make the mean ``-inf``; then ``zero_density`` counts them and
+    ``mean_inside`` / ``stderr_inside`` summarise the other rows. NaN still raises."""
+    lp = np.asarray(lp, np.float64).ravel()
+    zero = np.isneginf(lp)
+    if zero.any() and not zero.all():
+        s = results.summarize(lp[~zero])
+        return {"mean": -np.inf, "stderr": np.nan, "n": int(lp.size),
+                "zero_density": int(zero.sum()), "mean_inside": s.mean, "stderr_inside": s.stderr}
     s = results.summarize(lp)
     return {"mean": s.mean, "stderr": s.stderr, "n": s.n}
+
+
+def zero_density_note(split: str, s: dict) -> dict:
+    """Metrics and a warning for rows at density zero (``summarize``'s ``zero_density``);
+    ``{}`` when there are none."""
+    if "zero_density" not in s:
+        return {}
+    import logging
+
+    logging.getLogger("nitsjax").warning(
+        f"{split}: {s['zero_density']} of {s['n']} rows have density zero (outside the model's "
+        f"support; for a ddn: wider model.y_bounds or a larger model.margin), so the "
+        f"log-likelihood is -inf; over the other rows it is {s['mean_inside']:.4f}"
+    )
+    return {f"{split}_rows_at_zero_density": s["zero_density"],
+            f"{split}_log_likelihood_inside": s["mean_inside"]}
 
 
 def format_ll(s: dict) -> str:

@@ -1,5 +1,7 @@
 """Deconvolutional density network (nitsjax.models.ddn): normalisation over the bins,
-sampling by the bin probabilities, data init of the bounds, errors, training by nj.fit."""
+sampling by the bin probabilities, data init of the bounds, errors. Training by
+``nj.fit`` with a context: ``tests/test_cli.py::test_conditional_training_from_a_table``
+(the command line's conditional path trains a ddn and checks that the NLL falls)."""
 
 import jax
 import jax.numpy as jnp
@@ -116,15 +118,3 @@ def test_bad_input_gets_clear_errors(data):
         model.log_prob(params, far, x[:3])
     lp = jax.jit(model.log_prob_batch)(params, jnp.asarray(far), jnp.asarray(x[:3]))
     assert np.isfinite(lp[0]) and np.isneginf(lp[1:]).all()
-
-
-def test_fit_with_context_lowers_the_nll():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(256, 1)).astype(np.float32)
-    y = (3 * x + 0.3 * rng.normal(size=(256, 1))).astype(np.float32)
-    model = nj.models.ddn(1, 1, **SMALL)
-    params, h = nj.fit(model, model.init(jax.random.key(0)), y[:192], y[192:],
-                       context=x[:192], val_context=x[192:], key=jax.random.key(1), steps=40,
-                       batch_size=64, learning_rate=1e-2, eval_every=40, progress=False)
-    assert h.data_initialized and not model.needs_data_init(params)
-    assert h["val_nll"][-1] < h["val_nll"][0] - 0.3, h["val_nll"]
