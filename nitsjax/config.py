@@ -28,6 +28,7 @@ Layout (``configs/``)::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +320,14 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
             ("plots.max_dims", cfg.plots.max_dims >= 2, ">= 2"),
         ]
         datas = ("toy_data", "image_data") if command == "demo" else ("data",)
+        if command == "train":  # ddn, mdn: p(y | x) only, from a conditional table
+            ctor = registry.get_model(cfg.model.name) if cfg.model.name in \
+                registry.model_names() else None
+            takes_x = ctor is not None and next(iter(inspect.signature(ctor).parameters),
+                                                None) == "x_dim"
+            checks.append(("data.target", not takes_x or cfg.data.get("target") is not None,
+                           f"the columns model={cfg.model.name} predicts (a conditional "
+                           "density model p(y | x)), e.g. data.target=[0]"))
         for d in datas:
             node = cfg[d]
             for frac in ("val_fraction", "test_fraction"):
