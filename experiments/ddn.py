@@ -1,7 +1,7 @@
 """Conditional density p(y | x): the deconvolutional density network against conditional
 NITS, a conditional neural spline flow and a mixture density network.
 
-    python experiments/ddn.py            # the recorded run (about 10 minutes on 2 cores)
+    python experiments/ddn.py            # the recorded run (about 8 CPU-minutes)
     python experiments/ddn.py --quick    # every code path, tiny budget
 
 Three tasks whose true conditional density is known, and one real table:
