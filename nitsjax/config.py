@@ -28,6 +28,7 @@ Layout (``configs/``)::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,12 +87,16 @@ class DataConfig:
     ``kwargs`` (extra loader options). ``image_shape`` (e.g. ``[8, 8]``) makes the sample
     figures image grids (default: what the loader reports). ``dequantize`` goes to the
     loader when it dequantises (UCI tables, files, images: it knows the columns' steps),
-    else to ``fit(dequantize=)`` when ``fit`` takes it; null: their default."""
+    else to ``fit(dequantize=)`` when ``fit`` takes it; null: their default. ``target``
+    (column indices, e.g. ``[10]``) makes the run conditional: the model learns
+    ``p(target columns | the other columns)`` (``nitsjax.app.datasets.load_data``); null:
+    the joint density of every column."""
 
     name: str = MISSING
     image_shape: Optional[List[int]] = None
     kwargs: Dict[str, Any] = field(default_factory=dict)
     dequantize: Any = None
+    target: Optional[List[int]] = None
 
 
 #: loader arguments that are not config keys: ``return_info`` (the runner asks for it) and
@@ -315,6 +320,14 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
             ("plots.max_dims", cfg.plots.max_dims >= 2, ">= 2"),
         ]
         datas = ("toy_data", "image_data") if command == "demo" else ("data",)
+        if command == "train":  # ddn, mdn: p(y | x) only, from a conditional table
+            ctor = registry.get_model(cfg.model.name) if cfg.model.name in \
+                registry.model_names() else None
+            takes_x = ctor is not None and next(iter(inspect.signature(ctor).parameters),
+                                                None) == "x_dim"
+            checks.append(("data.target", not takes_x or cfg.data.get("target") is not None,
+                           f"the columns model={cfg.model.name} predicts (a conditional "
+                           "density model p(y | x)), e.g. data.target=[0]"))
         for d in datas:
             node = cfg[d]
             for frac in ("val_fraction", "test_fraction"):

@@ -246,7 +246,7 @@ def test_data_config_defaults_are_the_loaders(name):
             assert preset[key] != default or preset[key] == "???", (name, key)
         elif default != "???":
             assert cfg[key] == default, (name, key, cfg[key], default)
-    assert set(schema) == {"name", "image_shape", "kwargs", "dequantize"} | set(want)
+    assert set(schema) == {"name", "image_shape", "kwargs", "dequantize", "target"} | set(want)
 
 
 def test_data_dequantize_goes_to_the_loader_else_to_fit():

@@ -35,6 +35,7 @@ from nitsjax.app.evaluation import (
     format_ll,
     has_density,
     summarize,
+    zero_density_note,
 )
 from nitsjax.app.figures import write_figures, write_sample_figure
 from nitsjax.app.models import build_flow, fit_transport, is_transport, takes_image_shape
@@ -161,8 +162,15 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         f"data {cfg.data.name}: dim {data.dim}, train {len(data.train)}, val {len(data.val)}, "
         f"test {len(data.test)}; model {cfg.model.name}"
     )
-    flow = None if transport else build_flow(cfg.model, data.dim, image_shape=data.image_shape)
+    if transport and data.target is not None:
+        raise ConfigError(f"data.target: model={cfg.model.name} fits an unconditional map; "
+                          "leave data.target null or pick a conditional model (ddn, mdn, nits)")
+    flow = None if transport else build_flow(cfg.model, data.dim, context_dim=data.context_dim,
+                                             image_shape=data.image_shape)
     metrics = {"model": cfg.model.name, "data": cfg.data.name, "dim": data.dim}
+    if data.target is not None:  # p(target columns | the others): conditional scores
+        metrics.update(target=list(data.target), context_dim=data.context_dim)
+        log.info(f"conditional: p(columns {list(data.target)} | the other {data.context_dim})")
     if data.image_shape is not None:
         metrics["image_shape"] = list(data.image_shape)
     _write_json(out / METRICS_FILE, metrics)  # completed after training
@@ -178,7 +186,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
         params, history = fit(
             flow, params, data.train, data.val, key=k_fit, checkpoint_dir=str(out),
-            eval_batch_size=cfg.eval_batch_size, **fit_kw,
+            eval_batch_size=cfg.eval_batch_size, context=data.context("train"),
+            val_context=data.context("val"), **fit_kw,
         )
     seconds = time.perf_counter() - start
     save_params(out / PARAMS_FILE, params)
@@ -216,13 +225,15 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
                  f"{metrics['test_energy_distance']:.4f}")
     for split in ("val", "test") if density else ():
         lp = discrete_log_likelihoods(flow, params, data.split(split), dequantized,
-                                      cfg.eval_batch_size)
+                                      cfg.eval_batch_size, data.context(split))
         s = summarize(lp)
-        metrics[f"{split}_log_likelihood"] = s["mean"]
+        metrics[f"{split}_log_likelihood"] = _finite_or_none(s["mean"])
         metrics[f"{split}_log_likelihood_stderr"] = _finite_or_none(s["stderr"])
         metrics[f"n_{split}"] = s["n"]
+        metrics.update(zero_density_note(split, s))
         if data.scale is not None:
-            metrics[f"{split}_log_likelihood_original_units"] = s["mean"] - log_scale(data.scale)
+            metrics[f"{split}_log_likelihood_original_units"] = _finite_or_none(
+                s["mean"] - log_scale(data.scale))
         if images:
             metrics.update(image_bits_per_dim(flow, params, data.split(split), split, s,
                                               cfg.eval_batch_size))
@@ -231,11 +242,13 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         s = {"mean": metrics["test_log_likelihood"],
              "stderr": metrics["test_log_likelihood_stderr"] or float("nan"),
              "n": metrics["n_test"]}
-        log.info(f"test log-likelihood: {format_ll(s)} nats per example")
+        what = ("conditional test log-likelihood" if data.target is not None
+                else "test log-likelihood")
+        log.info(f"{what}: {format_ll(s)} nats per example")
     if "test_bits_per_dim" in metrics:
         log.info(f"test bits/dim: {metrics['test_bits_per_dim']:.4f} (discrete), "
                  f"{metrics['test_bits_per_dim_dequantized']:.4f} (dequantised)")
-    if "test_log_likelihood_original_units" in metrics:
+    if metrics.get("test_log_likelihood_original_units") is not None:
         log.info(
             f"test log-likelihood in the data's original units: "
             f"{metrics['test_log_likelihood_original_units']:.4f}"
@@ -289,17 +302,20 @@ def run_eval(run: PathLike, split: str = "test", batch_size: int = 4096,
                  f"(beta=1, {metrics['n']} rows): {metrics['energy_distance']:.4f}")
     else:
         lp = discrete_log_likelihoods(r.flow, r.params, data.split(split), dequantized,
-                                      batch_size)
+                                      batch_size, data.context(split))
         s = summarize(lp)
         metrics = {
             "run": str(run),
             "split": split,
-            "log_likelihood": s["mean"],
+            "log_likelihood": _finite_or_none(s["mean"]),
             "log_likelihood_stderr": _finite_or_none(s["stderr"]),
             "n": s["n"],
         }
+        metrics.update({k.replace(f"{split}_", "", 1): v
+                        for k, v in zero_density_note(split, s).items()})
         if r.scale is not None:
-            metrics["log_likelihood_original_units"] = s["mean"] - log_scale(r.scale)
+            metrics["log_likelihood_original_units"] = _finite_or_none(
+                s["mean"] - log_scale(r.scale))
         log.info(f"{split} log-likelihood of {run}: {format_ll(s)} nats per example")
     if takes_image_shape(r.cfg.model):
         bpd = image_bits_per_dim(r.flow, r.params, data.split(split), split, s, batch_size)

@@ -17,7 +17,11 @@ from nitsjax.config import ConfigError, to_container
 @dataclasses.dataclass
 class Dataset:
     """Train / validation / test splits in model units, plus the map back to the data's
-    original units (``original = x * scale + shift``; both None when nothing was done)."""
+    original units (``original = x * scale + shift``; both None when nothing was done).
+
+    A conditional data set (``data.target``) holds the target columns in ``train`` /
+    ``val`` / ``test`` (``shift``/``scale`` are theirs) and the other columns, the
+    context, in ``contexts`` (``{"train": ..., "val": ..., "test": ...}``)."""
 
     name: str
     train: np.ndarray
@@ -26,15 +30,27 @@ class Dataset:
     shift: Optional[np.ndarray] = None
     scale: Optional[np.ndarray] = None
     image_shape: Optional[tuple] = None
+    contexts: Optional[dict] = None
+    target: Optional[tuple] = None
 
     @property
     def dim(self) -> int:
         return int(self.train.shape[1])
 
+    @property
+    def context_dim(self) -> Optional[int]:
+        """Number of context columns; None for a joint (unconditional) data set."""
+        return None if self.contexts is None else int(self.contexts["train"].shape[1])
+
     def split(self, name: str) -> np.ndarray:
         if name not in ("train", "val", "test"):
             raise ValueError(f"split: expected train, val or test, got {name!r}")
         return getattr(self, name)
+
+    def context(self, name: str) -> Optional[np.ndarray]:
+        """The context rows of split ``name`` (None for a joint data set)."""
+        self.split(name)
+        return None if self.contexts is None else self.contexts[name]
 
     def to_original(self, x):
         return to_original(x, self.shift, self.scale)
@@ -73,6 +89,7 @@ def data_options(data_cfg, root: Optional[str] = None) -> tuple[str, dict]:
     kw = to_container(data_cfg)
     name = kw.pop("name")
     kw.pop("image_shape", None)
+    kw.pop("target", None)
     kw.update(kw.pop("kwargs", None) or {})
     if name not in REGISTRY:
         raise ConfigError(f"data.name: unknown data set {name!r}; expected one of {list(REGISTRY)}")
@@ -149,7 +166,36 @@ def load_data(data_cfg, root: Optional[str] = None, *, raw_pixels: bool = False)
             f"data.image_shape: {list(image_shape)} has {math.prod(image_shape)} values but the "
             f"{name} rows have {splits[0].shape[1]}"
         )
+    target = data_cfg.get("target") if hasattr(data_cfg, "get") else None
+    if target is not None:
+        return conditional(Dataset(name, *splits, shift=shift, scale=scale), target)
     return Dataset(
         name, *splits, shift=shift, scale=scale,
         image_shape=None if image_shape is None else tuple(image_shape),
+    )
+
+
+def conditional(data: Dataset, target) -> Dataset:
+    """``data`` split into the ``target`` columns (the modelled ``y``) and the others
+    (the context ``x``), for a model of ``p(y | x)``; a ConfigError naming
+    ``data.target`` for indices that are not distinct columns or that leave no context."""
+    d = data.dim
+    cols = [target] if isinstance(target, (int, np.integer, str)) else list(target)
+    ok = all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cols)
+    if not cols or not ok or len(set(cols)) != len(cols) or not all(0 <= c < d for c in cols) \
+            or len(cols) == d:
+        raise ConfigError(
+            f"data.target: expected distinct column indices in 0..{d - 1} that leave at least "
+            f"one context column (the {data.name} rows have {d} columns), got {target!r}"
+        )
+    rest = [c for c in range(d) if c not in cols]
+
+    def pick(a, c):
+        return None if a is None else np.ascontiguousarray(np.asarray(a)[..., c])
+
+    return Dataset(
+        data.name, *(pick(data.split(s), cols) for s in ("train", "val", "test")),
+        shift=pick(data.shift, cols), scale=pick(data.scale, cols),
+        contexts={s: pick(data.split(s), rest) for s in ("train", "val", "test")},
+        target=tuple(int(c) for c in cols),
     )

@@ -15,13 +15,16 @@ IMAGE_GRID = 64  # samples in an image grid (8 x 8, nitsjax.plots.plot_image_sam
 def write_figures(run: TrainedRun, data: Dataset, key, plots_cfg, records=None,
                   batch_size: int = 4096) -> list[Path]:
     """Training curve, samples vs data (image grid for image data), density (d == 2, for
-    models with a density)."""
+    models with a density); a conditional run (``data.target``) writes the training curve
+    only."""
     from nitsjax import plots
 
     out, written = run.path, []
     if records:
         written.append(out / "training_curve.png")
         plots.plot_history(records, written[-1], title=f"{run.cfg.model.name} on {data.name}")
+    if data.context_dim is not None:
+        return written
     test = data.to_original(data.test)
     n = plots_cfg.n_samples
     if data.image_shape is not None:

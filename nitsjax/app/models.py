@@ -1,6 +1,16 @@
-"""A ``Flow`` from a model config: ``name`` picks the registered constructor
-(``nitsjax.registry``), every other key is its keyword argument, ``logit`` a preprocessing
-layer in front."""
+"""A ``Flow`` (or another model) from a model config: ``name`` picks the registered
+constructor (``nitsjax.registry``), every other key is its keyword argument, ``logit`` a
+preprocessing layer in front.
+
+Calling conventions, told apart by the constructor's first parameter:
+
+- ``dim`` (every flow): ``ctor(dim, **options)``, plus ``context_dim=`` when the data set
+  is conditional (``data.target``): a conditional flow of the target columns given the
+  others;
+- ``x_dim`` (conditional density models, ``ddn``, ``mdn``: ``ctor(x_dim, y_dim,
+  **options)``): ``ctor(context_dim, dim, **options)``; they need ``data.target``;
+- ``shape`` (image models, ``image_nits``): ``ctor((H, W, C), **options)``.
+"""
 
 from __future__ import annotations
 
@@ -68,9 +78,11 @@ def model_options(model_cfg) -> tuple[Callable, dict]:
     ctor = flow_constructor(name)
     sig = inspect.signature(ctor)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    options = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
-    accepted = options if registry.kind_of(name) == "transport" else [
-        p for p in sig.parameters if p != "dim"]
+    inputs = ("dim", "x_dim", "y_dim")  # the call's inputs, not options
+    if registry.kind_of(name) == "transport":  # a fitter: its keyword-only parameters
+        accepted = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+    else:
+        accepted = [p for p in sig.parameters if p not in inputs]
     unknown = [k for k in kw if k not in accepted]
     if unknown and not takes_any:
         raise ConfigError(
@@ -92,6 +104,16 @@ def takes_image_shape(model_cfg) -> bool:
     ctor = flow_constructor(to_container(model_cfg)["name"])
     first = next(iter(inspect.signature(ctor).parameters), None)
     return first == "shape"
+
+
+def is_conditional_model(model_cfg) -> bool:
+    """Whether the model's constructor takes ``(x_dim, y_dim, ...)`` (``ddn``, ``mdn``):
+    a model of ``p(y | x)`` only, built from a conditional data set (``data.target``)."""
+    import inspect
+
+    ctor = flow_constructor(to_container(model_cfg)["name"])
+    first = next(iter(inspect.signature(ctor).parameters), None)
+    return first == "x_dim"
 
 
 def image_model_shape(image_shape, dim: int, channels_first: bool = False) -> tuple:
@@ -121,12 +143,29 @@ def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None,
     ``ConfigError`` naming the key and the constructor's arguments. An image model
     (``takes_image_shape``) is built on ``image_model_shape(image_shape, dim)``.
 
+    ``context_dim`` (the number of context columns of a conditional data set) makes a
+    flow conditional and is the ``x_dim`` of a conditional model (module docstring).
+
     Flows are values: the same config and ``dim`` give equal flows (``Flow.spec``), and
     the compiled functions of ``fit`` and ``Flow`` are keyed on that value, so the jobs of
     a sweep over training settings (``-m train.learning_rate=...``) compile once."""
+    if is_transport(model_cfg):
+        name = to_container(model_cfg)["name"]
+        raise ConfigError(f"model.name: {name} fits itself from the data "
+                          f"(nitsjax.app.models.fit_transport), it is not built from a dim")
     ctor, kw = model_options(model_cfg)
     alpha = logit_alpha(to_container(model_cfg).get("logit"))
     kw = {k: _frozen(v) for k, v in kw.items()}
+    if is_conditional_model(model_cfg):
+        name = to_container(model_cfg)["name"]
+        if context_dim is None:
+            raise ConfigError(
+                f"data.target: model={name} is a conditional density model p(y | x); choose "
+                "the columns it predicts, e.g. data.target=[0] (the others become x)"
+            )
+        if alpha is not None:
+            raise ConfigError(f"model.logit: not available for model={name}; leave it null")
+        return ctor(context_dim, dim, **kw)
     if context_dim is not None:
         kw["context_dim"] = context_dim
     if takes_image_shape(model_cfg):

@@ -37,20 +37,30 @@ class TrainedRun:
     shift: Optional[np.ndarray] = None
     scale: Optional[np.ndarray] = None
 
-    def log_prob(self, x, original_units: bool = True, batch_size: int = 4096) -> np.ndarray:
-        """Log-density of rows of ``x``; in the data's original units by default."""
+    def log_prob(self, x, original_units: bool = True, batch_size: int = 4096,
+                 context=None) -> np.ndarray:
+        """Log-density of rows of ``x``; in the data's original units by default. A
+        conditional run (``data.target``) takes ``context``: the other columns, in model
+        units (as ``Dataset.context`` holds them)."""
         x = np.asarray(x, np.float64)
         if not original_units:
-            return log_likelihoods(self.flow, self.params, x, batch_size)
+            return log_likelihoods(self.flow, self.params, x, batch_size, context)
         z = x
         if self.shift is not None:
             z = z - self.shift
         if self.scale is not None:
             z = z / self.scale
-        return log_likelihoods(self.flow, self.params, z, batch_size) - log_scale(self.scale)
+        return (log_likelihoods(self.flow, self.params, z, batch_size, context)
+                - log_scale(self.scale))
 
     def sample(self, key, n: int, original_units: bool = True) -> np.ndarray:
-        """``n`` samples, in the data's original units by default."""
+        """``n`` samples, in the data's original units by default (a joint model only)."""
+        if self.flow.context_dim is not None:
+            raise ValueError(
+                f"run: {self.path} holds a conditional model p(y | x) (data.target="
+                f"{list(self.cfg.data.target)}); draw from it in Python with the contexts "
+                "you condition on (nitsjax.experiment.load_run(run).flow and .params)"
+            )
         x = sample_in_batches(self.flow, self.params, key, n)
         return to_original(x, self.shift, self.scale) if original_units else x
 
@@ -85,14 +95,15 @@ def load_run(run_dir: PathLike) -> TrainedRun:
             scale = z["scale"] if "scale" in z.files and z["scale"].size else None
     if dim is None:
         raise ValueError(f"run: {run_dir / METRICS_FILE} is missing or has no 'dim'")
-    image_shape = cfg.data.get("image_shape") or (
-        json.loads(meta_path.read_text()).get("image_shape") if meta_path.is_file() else None)
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    image_shape = cfg.data.get("image_shape") or meta.get("image_shape")
     if is_transport(cfg.model):  # its width was chosen by the fit: read it from the params
         with np.load(params_path, allow_pickle=False) as z:
             terms = z["['bijector']['atm']['coef']"].shape[1]
         flow = transport_flow(cfg.model, int(dim), terms)
     else:
-        flow = build_flow(cfg.model, int(dim), image_shape=image_shape)
+        flow = build_flow(cfg.model, int(dim), context_dim=meta.get("context_dim"),
+                          image_shape=image_shape)
     template = jax.eval_shape(flow.init, jax.random.key(0))
     params = load_params(params_path, template)
     return TrainedRun(run_dir, cfg, flow, params, shift, scale)

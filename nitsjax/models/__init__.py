@@ -11,11 +11,21 @@ the energy loss (``nitsjax.losses.energy``).
 Data-dependent setup (scales, bin ranges) follows the flows' protocol
 (``data_init(params, x, context)`` and ``needs_data_init(params)``), which ``nj.fit``
 runs on fresh params.
+
+Conditional density models of ``p(y | x)`` (``dim = y_dim``, ``context_dim = x_dim``;
+``nitsjax.models.conditional``): ``ddn`` (deconvolutional density network) and ``mdn``
+(mixture density network). Their constructors take ``(x_dim, y_dim, **options)``.
 """
 
+from nitsjax import registry
+from nitsjax.models.ddn import ddn
 from nitsjax.models.generator import Generator, generator
-from nitsjax.registry import register
+from nitsjax.models.mdn import mdn
 
-register("generator", generator, kind="model")
+KIND = "model"
 
-__all__ = ["Generator", "generator"]
+registry.register("generator", generator, KIND)
+registry.register("ddn", ddn, KIND)
+registry.register("mdn", mdn, KIND)
+
+__all__ = ["Generator", "ddn", "generator", "mdn"]
