@@ -238,10 +238,7 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
             metrics.update(image_bits_per_dim(flow, params, data.split(split), split, s,
                                               cfg.eval_batch_size))
     _write_json(out / METRICS_FILE, metrics)
-    if density:
-        s = {"mean": metrics["test_log_likelihood"],
-             "stderr": metrics["test_log_likelihood_stderr"] or float("nan"),
-             "n": metrics["n_test"]}
+    if density:  # s: the test split's summary (the loop's last)
         what = ("conditional test log-likelihood" if data.target is not None
                 else "test log-likelihood")
         log.info(f"{what}: {format_ll(s)} nats per example")
