@@ -25,12 +25,14 @@ import jax
 
 from nitsjax import registry
 from nitsjax.losses.likelihood import nll
+from nitsjax.losses.quantile import crps, pinball
 
 KIND = "loss"
 #: the seed of the fixed key losses use at evaluation (``key=None``)
 EVAL_SEED = 0
 
 registry.register("nll", nll, KIND)
+registry.register("crps", crps, KIND)
 
 
 def eval_key(key):
@@ -72,4 +74,4 @@ def check(loss: Callable, model) -> None:
         checker(model)
 
 
-__all__ = ["EVAL_SEED", "check", "eval_key", "name_of", "nll", "resolve"]
+__all__ = ["EVAL_SEED", "check", "crps", "eval_key", "name_of", "nll", "pinball", "resolve"]
