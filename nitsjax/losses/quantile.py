@@ -95,6 +95,7 @@ def conditional_quantiles(model, params, x, u, context=None, key=None) -> Array:
     (teacher forcing), one conditioner pass per row. Unchecked and traceable (use inside
     ``jit``); ``key`` turns on dropout. Differentiable in ``params`` (implicitly through a
     NITS solve)."""
+    _check_crps(model)  # at trace time: a flow without conditional quantiles is refused
     st = _structure(model)
     bij = model.bijector
     pos = jnp.asarray(st.position)
