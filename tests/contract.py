@@ -85,7 +85,8 @@ def vm(fn, params, x, c):
 
 
 def check_all(case: BijectorCase, dtype, n=8):
-    """Invertibility, log-det vs jacfwd, inverse log-det = -forward, jit == no-jit.
+    """Invertibility, log-det vs jacfwd, inverse log-det = -forward, jit == no-jit, and
+    (bijectors that have one) ``conditional_inverse(x, forward(x)) == x``.
 
     The heavy checks run compiled (one program per case); the no-jit comparison runs the
     forward pass op by op once."""
@@ -100,16 +101,18 @@ def check_all(case: BijectorCase, dtype, n=8):
         z, ld = bij.forward(p, xi, ci)
         x2, ld_inv = bij.inverse(p, z, ci)
         jac = jax.jacfwd(lambda a: bij.forward(p, a, ci)[0])(xi)
-        return z, ld, x2, ld_inv, jnp.linalg.slogdet(jac)
+        x3 = xi if bij.conditional_inverse is None else bij.conditional_inverse(p, xi, z, ci)
+        return z, ld, x2, ld_inv, jnp.linalg.slogdet(jac), x3
 
     run = jax.jit(lambda p, a, b: vm(one, p, a, b))
-    z, ld, x2, ld_inv, (sign, logabs) = run(params, x, c)
+    z, ld, x2, ld_inv, (sign, logabs), x3 = run(params, x, c)
     assert z.shape == x.shape and ld.shape == (n,)
     assert z.dtype == dtype and ld.dtype == dtype, (z.dtype, ld.dtype)
     assert np.all(np.isfinite(z)) and np.all(np.isfinite(ld))
     tol = dict(atol=10 * atol, rtol=10 * rtol)
     np.testing.assert_allclose(x2, x, **tol, err_msg="inverse(forward(x))")
     np.testing.assert_allclose(ld_inv, -ld, **tol, err_msg="inverse logdet")
+    np.testing.assert_allclose(x3, x, **tol, err_msg="conditional_inverse(x, forward(x))")
     assert np.all(sign != 0), "singular Jacobian"
     np.testing.assert_allclose(logabs, ld, **tol, err_msg="logdet vs jacfwd")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nitsjax.bijectors.base import Bijector
+from nitsjax.bijectors.base import Bijector, inverse_only
 from nitsjax.validation import check_positive_int
 
 
@@ -82,5 +82,5 @@ def actnorm(dim: int, *, min_std: float = 1e-6) -> Bijector:
 
     return Bijector(
         init, forward, inverse, data_init, event_size=dim, name="actnorm",
-        inverse_data_init=inverse_data_init,
+        inverse_data_init=inverse_data_init, conditional_inverse=inverse_only(inverse),
     )

@@ -71,8 +71,16 @@ def anchored(b: Bijector) -> Bijector:
     def pending(params):
         return needs_data_init(b, params[FROZEN])
 
+    def conditional_inverse(params, x, z, context=None, key=None):
+        anchor = jax.lax.stop_gradient(params[FROZEN])
+        y, _ = b.forward(anchor, x, context, key)
+        w = b.conditional_inverse(params["learned"], y, z, context, key)
+        return b.conditional_inverse(anchor, x, w, context, key)
+
     return Bijector(init, forward, inverse, data_init, event_size=b.event_size, name=b.name,
-                    needs_data_init=pending)
+                    needs_data_init=pending,
+                    conditional_inverse=(conditional_inverse if b.conditional_inverse is not None
+                                         else None))
 
 
 def trainable_mask(params):

@@ -84,4 +84,11 @@ def masked_autoregressive(
 
         return jax.lax.fori_loop(0, dim, body, (jnp.zeros_like(z), jnp.zeros((), z.dtype)))
 
-    return Bijector(init, forward, inverse, event_size=dim, name="made")
+    def conditional_inverse(params, x, z, context=None, key=None):
+        """Teacher forcing: ``x_i = tau^-1(z_i; theta_i(x_<i))`` with ``theta`` from one
+        conditioner pass on the given row ``x``."""
+        theta = theta_of(params, x, context, key).astype(z.dtype)
+        return transform_elementwise(transformer, theta, z, inverse=True)[0]
+
+    return Bijector(init, forward, inverse, event_size=dim, name="made",
+                    conditional_inverse=conditional_inverse)

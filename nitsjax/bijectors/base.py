@@ -34,6 +34,16 @@ c.name: ...}``; when a name repeats, its first use keeps the name and the k-th r
 ``chain({"pre": a, "core": b})`` uses the given names. The order of the layers is the
 order given, never the (sorted) order of the dict's keys in a pytree.
 
+``conditional_inverse`` is optional, for layers triangular in their input order (output
+coordinate ``pi(i)`` depends on ``x_<=i`` only and increases with ``x_i``):
+``(params, x, z, context, key) -> v`` solves ``forward(x_<i, v_i)[pi(i)] = z[pi(i)]``
+for every ``i`` at once, the prefix held at the given row ``x`` (teacher forcing): for
+an autoregressive layer one conditioner pass on ``x`` and the transformer's inverse per
+coordinate, for an elementwise map or a permutation its inverse. ``chain`` and ``stack``
+compose it when all their layers have it (``v = A.ci(x, B.ci(A(x), z))`` for ``B after
+A``); it is what conditional quantiles given the data prefix (CRPS training,
+``nitsjax.losses.quantile``) run on. ``conditional_inverse(x, forward(x)) == x``.
+
 A *transformer* (in the sense of Papamakarios et al., JMLR 2021, section 3.1) is a
 strictly monotone scalar map ``tau(x; theta)`` with ``num_params`` parameters per
 dimension: the one scalar-map abstraction. Autoregressive and coupling layers take a
@@ -76,6 +86,9 @@ class Bijector(NamedTuple):
       needs_data_init: optional ``params -> bool scalar``, True while every
         data-initialised param is still exactly at its init value. Set by combinators; a
         leaf with a ``data_init`` leaves it None (see the module docstring).
+      conditional_inverse: optional ``(params, x, z, context=None, key=None) -> v``: every
+        coordinate's inverse with the preceding ones held at ``x`` (module docstring);
+        None for layers that are not triangular in their input order.
     """
 
     init: Callable[[PRNGKey], Params]
@@ -86,6 +99,7 @@ class Bijector(NamedTuple):
     name: str = "bijector"
     inverse_data_init: Optional[DataInitFn] = None
     needs_data_init: Optional[Callable[[Params], Array]] = None
+    conditional_inverse: Optional[Callable[..., Array]] = None
 
 
 class Transformer(NamedTuple):
@@ -169,7 +183,18 @@ def elementwise(
     def inverse(params, z, context=None, key=None):
         return _apply(params, z, inverse=True)
 
-    return Bijector(init, forward, inverse, event_size=dim, name=name)
+    return Bijector(init, forward, inverse, event_size=dim, name=name,
+                    conditional_inverse=inverse_only(inverse))
+
+
+def inverse_only(inverse: ForwardFn) -> Callable[..., Array]:
+    """The ``conditional_inverse`` of an elementwise map or a permutation: its inverse
+    (the prefix ``x`` does not matter)."""
+
+    def conditional_inverse(params, x, z, context=None, key=None):
+        return inverse(params, z, context, key)[0]
+
+    return conditional_inverse
 
 
 # -------------------------------------------------------------------- data init helpers
@@ -354,11 +379,26 @@ def chain(
         check(params)
         return _all_pending([needs_data_init(b, params[n]) for n, b in pairs])
 
+    def conditional_inverse(params, x, z, context=None, key=None):
+        check(params)
+        _check_event(name, event_size, x)
+        keys = split_key(key, n_layers)
+        inputs = []
+        for (n, b), k in zip(pairs, keys):  # the data's value entering every layer
+            inputs.append(x)
+            x = b.forward(params[n], x, context, k)[0]
+        for i in reversed(range(n_layers)):
+            n, b = pairs[i]
+            z = b.conditional_inverse(params[n], inputs[i], z, context, keys[i])
+        return z
+
     has = any(has_data_init(b) for b in layers)
+    triangular = all(b.conditional_inverse is not None for b in layers)
     return Bijector(
         init, forward, inverse, data_init if has else None, event_size=event_size, name=name,
         inverse_data_init=inverse_data_init if has else None,
         needs_data_init=pending if has else None,
+        conditional_inverse=conditional_inverse if triangular else None,
     )
 
 
@@ -465,9 +505,28 @@ def stack(bijector: Bijector, num: int, *, name: str = "stack") -> Bijector:
         check(params)
         return jnp.all(jax.vmap(lambda p: needs_data_init(b, p))(params))
 
+    def conditional_inverse(params, x, z, context=None, key=None):
+        check(params)
+        _check_event(name, b.event_size, x)
+        keys = None if key is None else jax.random.split(key, num)
+
+        def up(y, inputs):  # the data's value entering every layer
+            p, k = inputs
+            return b.forward(p, y, context, k)[0], y
+
+        _, entering = jax.lax.scan(up, x, (params, keys))
+
+        def down(v, inputs):
+            p, k, y = inputs
+            return b.conditional_inverse(p, y, v, context, k), None
+
+        v, _ = jax.lax.scan(down, z, (params, keys, entering), reverse=True)
+        return v
+
     has = has_data_init(b)
     return Bijector(
         init, forward, inverse, data_init if has else None, event_size=b.event_size,
         name=name, inverse_data_init=inverse_data_init if has else None,
         needs_data_init=pending if has else None,
+        conditional_inverse=conditional_inverse if b.conditional_inverse is not None else None,
     )

@@ -71,4 +71,11 @@ def coupling(
     def inverse(params, z, context=None, key=None):
         return _apply(params, z, context, key, inverse=True)
 
-    return Bijector(init, forward, inverse, event_size=dim, name="coupling")
+    def conditional_inverse(params, x, z, context=None, key=None):
+        """``theta`` from the given ``x_a``; the untouched half is its own inverse."""
+        theta = _theta(params, x[:split], context, key).reshape(n_out, k).astype(z.dtype)
+        yb, _ = transform_elementwise(transformer, theta, z[split:], inverse=True)
+        return jnp.concatenate([z[:split], yb])
+
+    return Bijector(init, forward, inverse, event_size=dim, name="coupling",
+                    conditional_inverse=conditional_inverse)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nitsjax.bijectors.autoregressive import masked_autoregressive
-from nitsjax.bijectors.base import Bijector, Transformer, chain, elementwise
+from nitsjax.bijectors.base import Bijector, Transformer, chain, elementwise, inverse_only
 from nitsjax.bijectors.elementwise import logistic_transformer
 from nitsjax.bijectors.pnn import DEFAULT_MONOTONIC_CONST, check_arch, pnn_transformer
 from nitsjax.validation import as_float_array, check_finite, check_positive_int
@@ -136,7 +136,8 @@ def unit_box(low, high) -> Bijector:
     def inverse(params, t, context=None, key=None):
         return low.astype(t.dtype) + width.astype(t.dtype) * t, jnp.asarray(-log_det, t.dtype)
 
-    return Bijector(lambda key: {}, forward, inverse, event_size=low.size, name="unit_box")
+    return Bijector(lambda key: {}, forward, inverse, event_size=low.size, name="unit_box",
+                    conditional_inverse=inverse_only(inverse))
 
 
 def _squash(dim: int, loc, scale, learn: bool, transformer: Transformer) -> Bijector:

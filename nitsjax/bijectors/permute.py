@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from nitsjax.bijectors.base import Bijector
+from nitsjax.bijectors.base import Bijector, inverse_only
 
 
 def permute(perm, *, name: str = "permute") -> Bijector:
@@ -21,7 +21,8 @@ def permute(perm, *, name: str = "permute") -> Bijector:
     def inverse(params, z, context=None, key=None):
         return z[inv], jnp.zeros((), z.dtype)
 
-    return Bijector(lambda key: {}, forward, inverse, event_size=int(perm.size), name=name)
+    return Bijector(lambda key: {}, forward, inverse, event_size=int(perm.size), name=name,
+                    conditional_inverse=inverse_only(inverse))
 
 
 def reverse(dim: int) -> Bijector:

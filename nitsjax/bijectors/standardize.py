@@ -118,4 +118,12 @@ def whiten(dim: int, *, jitter: float = 1e-6) -> Bijector:
         z, _ = jax.vmap(lambda xi: forward(new, xi))(x)
         return new, z
 
-    return Bijector(init, forward, inverse, data_init, event_size=dim, name="whiten")
+    def conditional_inverse(params, x, z, context=None, key=None):
+        """``v_i = x_i + (z_i - forward(x)_i) / W_ii``: the map is affine and lower
+        triangular, so coordinate ``i`` with the prefix held moves by ``W_ii``."""
+        w, _, _ = _w(params, x.dtype)
+        y, _ = forward(params, x)
+        return x + (z - y) / jnp.diagonal(w)
+
+    return Bijector(init, forward, inverse, data_init, event_size=dim, name="whiten",
+                    conditional_inverse=conditional_inverse)

@@ -32,6 +32,7 @@ from nitsjax.losses.energy import (
     sliced_energy_score,
 )
 from nitsjax.losses.likelihood import nll
+from nitsjax.losses.quantile import crps, pinball
 
 KIND = "loss"
 #: the seed of the fixed key losses use at evaluation (``key=None``)
@@ -39,6 +40,7 @@ EVAL_SEED = 0
 
 registry.register("nll", nll, KIND)
 registry.register("energy", energy, KIND)
+registry.register("crps", crps, KIND)
 
 
 def eval_key(key):
@@ -80,5 +82,6 @@ def check(loss: Callable, model) -> None:
         checker(model)
 
 
-__all__ = ["EVAL_SEED", "EnergyLoss", "check", "energy", "energy_distance", "energy_score",
-           "eval_key", "name_of", "nll", "resolve", "sliced_energy_score"]
+__all__ = ["EVAL_SEED", "EnergyLoss", "check", "crps", "energy", "energy_distance",
+           "energy_score", "eval_key", "name_of", "nll", "pinball", "resolve",
+           "sliced_energy_score"]
