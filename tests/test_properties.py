@@ -79,7 +79,7 @@ def _probe(index: int):
             return jnp.sum(z) + ld
 
         z, ld = bij.forward(params, x, c)
-        gp, gx = jax.grad(fwd_obj, argnums=(0, 1))(params, x)
+        gp, gx = jax.grad(fwd_obj, argnums=(0, 1), allow_int=True)(params, x)  # int: index
         x2, ld2 = bij.inverse(params, z, c)
         return dict(z=z, ld=ld, gx=gx, gp=gp, x2=x2, ld2=ld2)
 
@@ -91,6 +91,8 @@ def _rows_finite(tree) -> np.ndarray:
     """Per row: every leaf finite (leaves have a leading batch axis)."""
     ok = np.ones(ROWS, bool)
     for leaf in jax.tree_util.tree_leaves(tree):
+        if leaf.dtype == jax.dtypes.float0:  # the gradient of an integer param
+            continue
         a = np.asarray(leaf).reshape(ROWS, -1)
         ok &= np.isfinite(a).all(axis=1)
     return ok

@@ -265,7 +265,7 @@ def small():
 
 
 FIT_ERRORS = [
-    (dict(flow="maf"), TypeError, r"flow: expected a nitsjax Flow, got str"),
+    (dict(flow="maf"), TypeError, r"flow: expected a nitsjax Flow or model .* got str"),
     (dict(train=np.zeros((64, 2), np.int64)), TypeError,
      r"train: expected a floating-point array, got dtype int64"),
     (dict(train=np.zeros((0, 2), np.float32)), ValueError, r"train: expected at least one row"),
@@ -285,7 +285,8 @@ FIT_ERRORS = [
      r"learning_rate: expected a finite number, got nan"),
     (dict(clip_norm=0.0), ValueError, r"clip_norm: expected a number > 0.0, got 0.0"),
     (dict(key=42), TypeError, r"key: expected a PRNG key"),
-    (dict(loss="nll"), TypeError, r"loss: expected a callable"),
+    (dict(loss="bogus"), ValueError, r"loss: unknown loss 'bogus'"),
+    (dict(loss=3), TypeError, r"loss: expected a loss name"),
     (dict(eval_every=0), ValueError, r"eval_every: expected an integer >= 1, got 0"),
 ]
 

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nitsjax.bijectors.affine import _log_scale
 from nitsjax.bijectors.base import Bijector
 from nitsjax.nn.made import MADE
 
@@ -131,7 +132,9 @@ def elf_parts(dim, hidden=(128, 128), *, units=8, lipschitz=0.8, context_dim=Non
         else:
             th = made.apply(params, x, context, deterministic=False, rngs={"dropout": key})
         th = th.astype(x.dtype)
-        return th[:, 0], th[:, 1], (th[:, 2:2 + k], th[:, 2 + k:2 + 2 * k], th[:, 2 + 2 * k:])
+        # log-scale softly bounded as in the affine layers: finite for any input
+        theta = (th[:, 2:2 + k], th[:, 2 + k:2 + 2 * k], th[:, 2 + 2 * k:])
+        return _log_scale(th[:, 0]), th[:, 1], theta
 
     def nets(theta, x):
         return jax.vmap(lambda u, w, b, xi: elf_network((u, w, b), xi, c))(*theta, x)
