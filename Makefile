@@ -18,11 +18,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nitsjax demo
 
-test: $(STAMP)  # the suite and the notebooks (run top to bottom by nbmake)
+test: $(STAMP)  # the suite and the notebooks (run top to bottom by nbmake), slow tests aside
+	$(BIN)/python -m pytest -q -n 2 --durations=15 -m "not slow" --nbmake notebooks tests $(PYTEST_ARGS)
+
+test-all: $(STAMP)  # also the slow tests (long training, multi-process, compile-heavy cases)
 	$(BIN)/python -m pytest -q -n 2 --durations=15 --nbmake notebooks tests $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+test-fast: $(STAMP)  # the suite without notebooks and slow tests
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nitsjax tests experiments
