@@ -139,8 +139,9 @@ def _params(index, seed, scale):
 #: Known defects the property finds (strict xfail: the test fails once they are fixed,
 #: so the entry is removed then).
 KNOWN: dict = {}
-#: Compile-heavy cases (root finding, PNN): run with the slow tests.
-SLOW = ("nits_", "pnn_")
+#: Compile-heavy cases (root finding, PNN, convolutions, quadrature, fixed points): run
+#: with the slow tests (make test-all).
+SLOW = ("nits_", "pnn_", "image_nits", "triangular_map", "tail_preserving", "elf_")
 
 
 def _cases():

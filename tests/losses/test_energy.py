@@ -105,6 +105,7 @@ def test_flow_samples_are_differentiable_in_params(build):
         np.testing.assert_allclose(float(directional), float(fd), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow  # the generator test covers fit(loss="energy") in make test
 def test_fit_by_energy_lowers_the_energy_distance_of_an_iaf():
     rng = np.random.default_rng(3)
     train = np.concatenate([rng.normal(size=(300, 2)) * 0.3 + [2.0, 0.0],

@@ -16,6 +16,9 @@ import textwrap
 
 import pytest
 
+#: one child process on 4 simulated devices (~45 CPU-s): make test-all runs it
+pytestmark = pytest.mark.slow
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys
