@@ -59,9 +59,10 @@ stage_mnist() {  # MNIST, MAF (5) / Real NVP (5) with one hidden layer of 256, 1
 
 stage_image_nits() {  # MNIST, image NITS (PixelCNN++ conditioner, 1 block of 32 filters per
   # resolution), discretised likelihood on the 8-bit values, 350 steps of batch 16;
-  # validation 1% of the training images (600), the full test set
+  # validation 1% of the training images (600), the full test set; evaluated and
+  # checkpointed every 50 steps, so an interrupted run resumes (SIGTERM ends a period)
   sweep image_nits +experiment=mnist_image_nits model.filters=32 model.resnets=1 \
-    train.steps=350 train.batch_size=16 train.learning_rate=1e-3 train.eval_every=350 \
+    train.steps=350 train.batch_size=16 train.learning_rate=1e-3 train.eval_every=50 \
     train.patience=null train.ema_decay=null data.val_fraction=0.01 eval_batch_size=200
 }
 
