@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -158,3 +159,14 @@ _sample_compiled = jax.jit(lambda m, p, key, x, n: m.sample_per_row(p, key, x, n
 
 
 __all__ = ["ConditionalModel"]
+
+
+def hidden_layers(h, hidden, dropout: float, deterministic: bool):
+    """The trunk the conditional models share: ELU ``Dense`` layers of widths ``hidden``,
+    each followed by dropout when ``dropout > 0``. Call it inside a module's
+    ``nn.compact`` method (the layers become that module's submodules)."""
+    for width in hidden:
+        h = nn.elu(nn.Dense(width)(h))
+        if dropout > 0:
+            h = nn.Dropout(dropout)(h, deterministic=deterministic)
+    return h

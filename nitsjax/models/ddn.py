@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nitsjax.models.conditional import ConditionalModel, _check_dims
+from nitsjax.models.conditional import ConditionalModel, _check_dims, hidden_layers
 from nitsjax.validation import check_hidden, check_positive_int
 
 #: rows named in an out-of-range error
@@ -50,11 +50,7 @@ class _DDNNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, deterministic: bool = True):
-        h = x
-        for width in self.hidden:
-            h = nn.elu(nn.Dense(width)(h))
-            if self.dropout > 0:
-                h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
+        h = hidden_layers(x, self.hidden, self.dropout, deterministic)
         side = self.bins // 2 ** len(self.channels)
         seed = (side,) * self.y_dim + (self.channels[0],)
         h = nn.Dense(math.prod(seed))(h).reshape((x.shape[0],) + seed)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from nitsjax.models.conditional import ConditionalModel, _check_dims
+from nitsjax.models.conditional import ConditionalModel, _check_dims, hidden_layers
 from nitsjax.validation import check_hidden, check_positive_int
 
 COVARIANCES = ("diagonal", "full")
@@ -44,11 +44,7 @@ class _MDNNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, deterministic: bool = True):
-        h = x
-        for width in self.hidden:
-            h = nn.elu(nn.Dense(width)(h))
-            if self.dropout > 0:
-                h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
+        h = hidden_layers(x, self.hidden, self.dropout, deterministic)
         k, d = self.components, self.y_dim
         small = nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
         logits = nn.Dense(k, kernel_init=small, name="logits")(h)
