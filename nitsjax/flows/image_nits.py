@@ -58,6 +58,7 @@ class ImageNITSFlow(Flow):
 
     model: Optional[ImageNITS] = None
     discrete = True  # class attribute: fit does not dequantise ("auto") this flow's data
+    convolutional = True  # fit steps it one dispatch a step on CPU (train.step.stepwise)
 
     # ------------------------------------------------------------------ traceable
     def log_prob_batch(self, params, x, context=None, key=None):

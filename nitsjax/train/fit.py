@@ -53,7 +53,7 @@ from nitsjax.train.loop import Run
 from nitsjax.train.optim import SCHEDULES, learning_rate_at  # noqa: F401 - re-exported
 from nitsjax.train.progress import Progress
 from nitsjax.train.signals import stop_on_signals
-from nitsjax.train.step import compiled_cache_sizes, train_period_jit  # noqa: F401
+from nitsjax.train.step import compiled_cache_sizes, run_period, train_period_jit  # noqa: F401
 from nitsjax.validation import check_context, check_data, check_key, check_positive_int
 
 log = logging.getLogger(__name__)
@@ -435,7 +435,7 @@ def fit(
                 run.evaluate(None, run.elapsed_before)  # step 0 competes for the best
             while step < steps and run.history.stopped is None:
                 num = min(eval_every, steps - step)
-                run.carry, m = train_period_jit(
+                run.carry, m = run_period(
                     flow=flow, loss=loss, update=tx.update,
                     learning_rate_of=optim.learning_rate_reader(tx), num_steps=num,
                     batch_size=batch_size, carry=run.carry, ema_decay=run.ema_decay,

@@ -22,7 +22,7 @@ from nitsjax.train import optim, sharding
 from nitsjax.train.checkpoint import Checkpointer, restore_run
 from nitsjax.train.early_stopping import EarlyStopping
 from nitsjax.train.history import History
-from nitsjax.train.step import Carry, ema_params_jit, eval_loss_jit, eval_nll_jit, init_carry
+from nitsjax.train.step import Carry, ema_params_jit, evaluate_loss, evaluate_nll, init_carry
 
 log = logging.getLogger("nitsjax.train.fit")
 
@@ -147,7 +147,7 @@ class Run:
         if self.val_data is not None:
             params = self.current_params()
             if self.density:
-                val_nll = float(eval_nll_jit(self.flow, params, *self.val_data)) - self.offset
+                val_nll = float(evaluate_nll(self.flow, params, *self.val_data)) - self.offset
             if self.loss is not None:
                 val_loss = self._val_loss(params)
             monitored = val_nll if self.loss is None else val_loss
@@ -181,10 +181,10 @@ class Run:
         total, rows = 0.0, 0
         if xs is not None:
             rows = xs.shape[0] * xs.shape[1]
-            total = float(eval_loss_jit(self.flow, self.loss, params, xs, cs)) * rows
+            total = float(evaluate_loss(self.flow, self.loss, params, xs, cs)) * rows
         if rest is not None:
             xr, cr = rest
-            total += float(eval_loss_jit(self.flow, self.loss, params, xr[None],
+            total += float(evaluate_loss(self.flow, self.loss, params, xr[None],
                                          None if cr is None else cr[None])) * xr.shape[0]
             rows += xr.shape[0]
         return total / rows

@@ -23,6 +23,7 @@ static, so repeated ``fit`` calls of the same shapes reuse the compiled code.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -84,7 +85,7 @@ def ema_params(ema, decay):
 
 
 def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, carry, ema_decay,
-                 data, key, mesh=None, n=None):
+                 data, key, mesh=None, n=None, unroll=False):
     """``num_steps`` optimisation steps in one ``lax.scan``; returns ``(carry, metrics)``.
 
     Args:
@@ -149,7 +150,8 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
         return (c, perm), (value, ok, consecutive)
 
     (carry, _), (values, oks, runs) = jax.lax.scan(
-        body, (carry, permutation(carry.step)), None, length=num_steps
+        body, (carry, permutation(carry.step)), None, length=num_steps,
+        unroll=True if unroll else 1,
     )
     good = jnp.sum(oks)
     train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
@@ -162,8 +164,44 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
 train_period_jit = jax.jit(
     train_period,
     static_argnames=("flow", "loss", "update", "learning_rate_of", "num_steps", "batch_size",
-                     "mesh", "n"),
+                     "mesh", "n", "unroll"),
 )
+
+
+def stepwise(flow) -> bool:
+    """Whether a period runs as one dispatch per step (and an evaluation as one per batch)
+    instead of one compiled ``lax.scan``: for models that declare ``convolutional = True``
+    on the CPU backend, where XLA runs a convolution (and its gradient) many times slower
+    inside a compiled loop than at top level (jax-ml/jax#12868; image NITS on 28x28,
+    batch 16, 2 cores: 18 s a step in a scan, 0.65 s at top level). Dispatch stays
+    asynchronous: the host waits once per period, as with the scan."""
+    return bool(getattr(flow, "convolutional", False)) and jax.default_backend() == "cpu"
+
+
+def run_period(*, flow, num_steps, carry, **kwargs):
+    """``train_period_jit`` for ``num_steps`` steps, as one scan or (``stepwise(flow)``) as
+    ``num_steps`` unrolled one-step calls whose metrics are combined as the scan's are.
+    The two give the same steps: minibatches and noise follow the step counter."""
+    if not stepwise(flow):
+        return train_period_jit(flow=flow, num_steps=num_steps, carry=carry, **kwargs)
+    ms = []
+    for _ in range(num_steps):
+        carry, m = train_period_jit(flow=flow, num_steps=1, carry=carry, unroll=True, **kwargs)
+        ms.append(m)
+    return carry, _combine_jit(ms)
+
+
+@jax.jit
+def _combine_jit(ms):
+    """The metrics of one-step periods ``ms`` as those of one period of ``len(ms)`` steps."""
+    values = jnp.stack([m["train_nll"] for m in ms])
+    oks = jnp.stack([m["skipped"] for m in ms]) == 0
+    good = jnp.sum(oks)
+    train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
+                      jnp.nan)
+    return {"train_nll": train, "skipped": len(ms) - good,
+            "max_consecutive": jnp.max(jnp.stack([m["max_consecutive"] for m in ms])),
+            "lr": ms[-1]["lr"]}
 
 
 def eval_nll(flow, params, xs, cs, mask):
@@ -181,6 +219,20 @@ def eval_nll(flow, params, xs, cs, mask):
 eval_nll_jit = jax.jit(eval_nll, static_argnames=("flow",))
 
 
+def evaluate_nll(flow, params, xs, cs, mask) -> Array:
+    """``eval_nll_jit``, or with ``stepwise(flow)`` one dispatch per batch."""
+    if not stepwise(flow):
+        return eval_nll_jit(flow, params, xs, cs, mask)
+    total = sum(_nll_sum_jit(flow, params, xs[i], None if cs is None else cs[i], mask[i])
+                for i in range(xs.shape[0]))
+    return total / jnp.sum(mask)
+
+
+@functools.partial(jax.jit, static_argnames=("flow",))
+def _nll_sum_jit(flow, params, xb, cb, mb):
+    return jnp.sum(jnp.where(mb, -flow.log_prob_batch(params, xb, cb, None), 0.0))
+
+
 def eval_loss(flow, loss, params, xs, cs):
     """Mean of ``loss`` (evaluation mode: ``key=None``) over full batches ``xs``
     ``(batches, batch, dim)``, scanned."""
@@ -194,6 +246,20 @@ def eval_loss(flow, loss, params, xs, cs):
 
 
 eval_loss_jit = jax.jit(eval_loss, static_argnames=("flow", "loss"))
+
+
+def evaluate_loss(flow, loss, params, xs, cs) -> Array:
+    """``eval_loss_jit``, or with ``stepwise(flow)`` one dispatch per batch."""
+    if not stepwise(flow):
+        return eval_loss_jit(flow, loss, params, xs, cs)
+    total = sum(_loss_jit(flow, loss, params, xs[i], None if cs is None else cs[i])
+                for i in range(xs.shape[0]))
+    return total / xs.shape[0]
+
+
+@functools.partial(jax.jit, static_argnames=("flow", "loss"))
+def _loss_jit(flow, loss, params, xb, cb):
+    return loss(flow, params, xb, cb, None)
 ema_params_jit = jax.jit(ema_params)
 
 

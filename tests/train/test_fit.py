@@ -447,3 +447,20 @@ def test_loss_by_name_and_unknown_names(flow, params0, moons):
         run(flow, params0, train, loss="bogus")
     with pytest.raises(TypeError, match="without name, dim, context_dim, init"):
         fit(object(), params0, train, key=jax.random.key(0))
+
+
+def test_stepwise_periods_match_the_scan(moons, monkeypatch):
+    """Convolutional models on CPU run a period one dispatch a step (train.step.stepwise):
+    the same steps, minibatches and metrics as the compiled scan."""
+    from nitsjax.train import step as step_module
+
+    small = maf(2, layers=1, hidden=(8,))
+    p0 = small.init(jax.random.key(0))
+    xtr, xva, _ = moons
+    kw = dict(steps=6, eval_every=3, batch_size=64, eval_batch_size=256)
+    p_scan, h_scan = run(small, p0, xtr, xva, **kw)
+    monkeypatch.setattr(step_module, "stepwise", lambda flow: True)
+    p_step, h_step = run(small, p0, xtr, xva, **kw)
+    assert tree_maxdiff(p_scan, p_step) < 1e-5
+    np.testing.assert_allclose(h_step["train_nll"][1:], h_scan["train_nll"][1:], rtol=1e-5)
+    np.testing.assert_allclose(h_step["val_nll"], h_scan["val_nll"], rtol=1e-5)
