@@ -99,3 +99,14 @@ def test_nits_training_table_prints_ratio_split_and_memory(capsys):
     row = "| 128 | 256 | 10 (1) | - | 40 (x4.00) | 180 / 45 (x4.00) | 30 / 60 | 10 / 8 | 2.50 |"
     assert row in out
     assert "24.0 (24%)" in out and "21 / 20 (17)" in out
+
+
+def test_image_sampling_table(capsys):
+    rows = [{"shape": [28, 28, 1], "filters": 32, "resnets": 1, "batch": 16, "results": {
+        "nitsjax": {"images_per_s": 0.5, "subpixels_per_s": 392.0, "compile_s": 30.0}}},
+        {"shape": [8, 8, 3], "filters": 8, "resnets": 1, "batch": 4, "results": {
+            "nitsjax": {"error": "worker timed out"}}}]
+    run.print_image_sampling(rows)
+    out = capsys.readouterr().out
+    assert "| 28x28x1 | 32 | 1 | 16 | 0.5" in out and "| 392 |" in out
+    assert "| 8x8x3 | 8 | 1 | 4 | worker timed out |" in out

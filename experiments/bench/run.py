@@ -40,11 +40,11 @@ QUICK = dict(data=["synth6"], flows=["maf", "maf_rqs"], wall_steps=40, steady_st
              repeats=2, lp_n=4096, sample_n=1024, depths=[4, 16], depth_steps=5,
              nits_dims=[6], nits_hidden=[128], nits_batches=[256], nits_repeats=1,
              nits_train_hidden=[128], nits_train_batches=[256], nits_train_steps=5,
-             nits_train_repeats=1)
+             nits_train_repeats=1, image_nits=((14, 14, 1), 16, 1, 8))
 FULL = dict(data=["synth6", "magic04", "synth21", "synth63"], flows=list(FLOWS),
             wall_steps=200, steady_steps=200, repeats=3, lp_n=16384, sample_n=4096,
             depths=[4, 8, 16], depth_steps=10, nits_dims=[6, 21], nits_hidden=[128, 1024],
-            nits_batches=[64, 1024], nits_repeats=3, nits_image=(784, 64, 1, [8], 64),
+            nits_batches=[64, 1024], nits_repeats=3, image_nits=((28, 28, 1), 32, 1, 16),
             nits_train_hidden=[128, 512, 1024],
             nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=2)
 # flows measured on the larger synthetic sets in the full mode (the others on synth6/magic04)
@@ -172,15 +172,15 @@ def section_nits(cfg, args, log):
                     log(f"nits d={d} hidden={h} batch={n} {lib}")
                     row["results"][lib] = run_worker(task, args.python, args.timeout)
                 out.append(row)
-    if cfg.get("nits_image"):
-        # batched image sampling, stand-in until an image NITS flow exists: a tabular NITS
-        # over the 784 pixels of a 28x28 image sampled pixel by pixel in one compiled loop
-        d, h, blocks, arch, n = cfg["nits_image"]
-        row = {"dim": d, "hidden": h, "batch": n, "results": {}, "arch": arch,
-               "blocks": blocks}
-        task = {"kind": "nits", "lib": "nitsjax", "dim": d, "hidden": h, "blocks": blocks,
-                "arch": arch, "batch": n, "repeats": cfg["nits_repeats"]}
-        log(f"nits image stand-in d={d} hidden={h} batch={n}")
+    if cfg.get("image_nits"):
+        # batched image sampling: image NITS (PixelCNN++ conditioner), pixel by pixel in
+        # one compiled loop, untrained params
+        shape, filters, resnets, n = cfg["image_nits"]
+        row = {"shape": list(shape), "filters": filters, "resnets": resnets, "batch": n,
+               "results": {}}
+        task = {"kind": "image_nits", "shape": list(shape), "filters": filters,
+                "resnets": resnets, "batch": n, "repeats": cfg["nits_repeats"]}
+        log(f"image nits sampling shape={shape} filters={filters} batch={n}")
         row["results"]["nitsjax"] = run_worker(task, args.python, args.timeout)
         out.append(row)
     return out
@@ -297,7 +297,7 @@ def print_tables(report, args, peak):
         p("| d | hidden | batch | library | samples/s | compile, s | solver | iterations "
           "mean / max | max CDF residual |")
         p("|---|---|---|---|---|---|---|---|---|")
-        for row in nits_rows:
+        for row in [r for r in nits_rows if "shape" not in r]:
             ours = row["results"].get("nitsjax", {})
             for lib, r in row["results"].items():
                 if "error" in r:
@@ -307,14 +307,34 @@ def print_tables(report, args, peak):
                 sps = fmt(r.get("samples_per_s")) + ("" if lib == "nitsjax" else ratio(
                     ours.get("samples_per_s"), r.get("samples_per_s")))
                 its = f"{fmt(r.get('iters_mean'))} / {fmt(r.get('iters_max'))}"
-                if "arch" in row:
-                    lib = f"{lib} (PNN {row['arch']}, {row['blocks']} block)"
                 p(f"| {row['dim']} | {row['hidden']} | {row['batch']} | {lib} | {sps} | "
                   f"{fmt(r.get('compile_s'))} | {r.get('solver', '-')} | {its} | "
                   f"{fmt(r.get('residual_max'))} |")
         p("")
+        print_image_sampling([r for r in nits_rows if "shape" in r])
     if report.get("nits_train"):
         print_nits_train(report["nits_train"], peak)
+
+
+def print_image_sampling(rows):
+    """Image NITS sampling: images/s and pixels/s of ``flow.sample_batch`` (one compiled
+    loop over the pixels), compile time."""
+    if not rows:
+        return
+    p = print
+    p("## Image NITS sampling (PixelCNN++ conditioner, PNN [1,16,16,1], untrained)\n")
+    p("| shape | filters | resnets | batch | images/s | sub-pixels/s | compile, s |")
+    p("|---|---|---|---|---|---|---|")
+    for row in rows:
+        r = row["results"]["nitsjax"]
+        shape = "x".join(str(v) for v in row["shape"])
+        head = f"| {shape} | {row['filters']} | {row['resnets']} | {row['batch']} |"
+        if "error" in r:
+            p(f"{head} {r['error'][:80]} | | |")
+            continue
+        p(f"{head} {fmt(r.get('images_per_s'))} | {fmt(r.get('subpixels_per_s'))} | "
+          f"{fmt(r.get('compile_s'))} |")
+    p("")
 
 
 def print_nits_train(rows, peak):

@@ -149,6 +149,10 @@ def main(argv):
         from nits_bench import nits_task
 
         res = nits_task(task)
+    elif kind == "image_nits":
+        from nits_bench import image_nits_task
+
+        res = image_nits_task(task)
     elif kind == "nits_train":
         from nits_bench import nits_train_task
 
