@@ -149,10 +149,16 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
         c = Carry(params, opt_state, ema, step + 1, consecutive, skipped)
         return (c, perm), (value, ok, consecutive)
 
-    (carry, _), (values, oks, runs) = jax.lax.scan(
-        body, (carry, permutation(carry.step)), None, length=num_steps,
-        unroll=True if unroll else 1,
-    )
+    state = (carry, permutation(carry.step))
+    if unroll:  # traced step by step: no compiled loop at all (a scan of length 1 is one)
+        outs = []
+        for _ in range(num_steps):
+            state, out = body(state, None)
+            outs.append(out)
+        values, oks, runs = (jnp.stack(v) for v in zip(*outs, strict=True))
+        carry = state[0]
+    else:
+        (carry, _), (values, oks, runs) = jax.lax.scan(body, state, None, length=num_steps)
     good = jnp.sum(oks)
     train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
                       jnp.nan)
