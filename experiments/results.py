@@ -71,7 +71,7 @@ def budget(cfg, metrics: dict) -> str:
     """A short text of what the run cost: steps, batch, model size, training rows, time."""
     m, t = cfg.model, cfg.train
     size = []
-    for k in ("layers", "blocks", "hidden", "arch", "bins"):
+    for k in ("layers", "blocks", "hidden", "filters", "resnets", "arch", "bins"):
         if k in m and m.get(k) is not None:
             v = m.get(k)
             v = "x".join(map(str, v)) if OmegaConf.is_list(v) or isinstance(v, list) else v
