@@ -94,8 +94,10 @@ def gaussian_2d():
 def test_upper_bound_above_gaussian_rd(gaussian_2d):
     ub = rd.upper_bound(gaussian_2d, LAMBDAS, steps=1000, progress=False)
     truth = rd.gaussian_rd(VAR, ub.distortion)
-    # an achievable point: above R(D) up to Monte Carlo error (3 SE), and close to it here
-    assert np.all(ub.rate >= truth - 3 * ub.rate_se - 0.01), (ub.points, truth)
+    # an achievable point: above R(D) up to Monte Carlo error (3 SE in both coordinates),
+    # and close to it here
+    floor = rd.gaussian_rd(VAR, ub.distortion + 3 * ub.distortion_se) - 3 * ub.rate_se
+    assert np.all(ub.rate >= floor), (ub.points, truth)
     assert np.all(ub.rate <= truth + 0.1), (ub.points, truth)
     # near the point of slope -lambda (theta = 1 / (2 lambda))
     want_d = [np.minimum(1 / (2 * lam), VAR).sum() for lam in LAMBDAS]
