@@ -30,7 +30,10 @@ global ``sup_y``, which mean-shift from every point of the batch finds for a Gau
 mixture in practice but not provably (``eval_starts`` smaller than ``k`` may miss it and
 over-estimate the bound); and for large ``lambda`` (small ``D``) or high dimension it
 needs ``k`` growing exponentially, else ``E[C_k]`` is far above ``c(u)`` and the bound is
-loose (valid but weak). Sample sizes: training draws ``steps`` batches of ``k``; the
+loose (valid but weak). In particular the intercept never exceeds ``log k`` (put ``y`` at
+the batch point with the largest ``-log u``: ``C_k >= max_i exp(-log u(X_i)) / k``), so a
+rate above ``log k - lambda D`` nats cannot be certified: ``k`` must grow like
+``exp(R(D) + lambda D)``. Sample sizes: training draws ``steps`` batches of ``k``; the
 estimate uses ``2 * eval_batches`` batches of ``k`` held-out samples.
 
 ``gaussian_rd`` is the closed form for a Gaussian source (reverse water-filling), for
