@@ -457,6 +457,10 @@ def lower_bound(
         return p, opt_state, log_alpha, values[-1]
 
     @jax.jit
+    def first_log_c(p, kk, data, lam_):
+        return log_c_of(p, batch(kk, data), lam_, train_starts)[1]
+
+    @jax.jit
     def sample_terms(p, lam_, key, data):
         """(mean f, log C_k) of ``2 M`` batches with the exhaustive search."""
         def one(kk):
@@ -478,9 +482,7 @@ def lower_bound(
             params = net.init(k_init, jnp.zeros((1, dim)))
             opt_state = optimizer.init(params)
             lam_j = jnp.asarray(lam_i, jnp.float32)
-            log_alpha = jax.jit(lambda p, kk, data, l_: log_c_of(p, batch(kk, data), l_,
-                                                                  train_starts)[1])(
-                params, k_first, train_j, lam_j)
+            log_alpha = first_log_c(params, k_first, train_j, lam_j)
             for _ in range(n_chunks):
                 key, kk = jax.random.split(key)
                 params, opt_state, log_alpha, value = run(params, opt_state, log_alpha, lam_j,

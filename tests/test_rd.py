@@ -117,3 +117,11 @@ def test_lower_bound_below_gaussian_rd(gaussian_2d):
         assert c >= 0.6 * best, (lam, c, best)  # and not vacuous
     d = np.geomspace(0.05, 1.5, 20)
     assert np.all(lb.rate(d) <= rd.gaussian_rd(VAR, d) + 0.05)
+
+
+def test_lower_bound_intercept_at_most_log_k():
+    # tiny run: every code path of the estimator; the intercept can never exceed log k
+    lb = rd.lower_bound(X, [0.5, 50.0], k=8, steps=2, hidden=(4,), ascent_steps=2,
+                        eval_batches=2, seed=3, progress=False)
+    assert lb.intercepts.shape == lb.intercept_se.shape == (2,) and lb.k == 8
+    assert np.all(np.isfinite(lb.intercepts)) and np.all(lb.intercepts <= np.log(8) + 1e-5)
