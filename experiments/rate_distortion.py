@@ -62,9 +62,10 @@ def sources(quick: bool, mnist_n: int, root: str):
         # the lower bound's intercept never exceeds log k (module docstring of nj.rd): on
         # MNIST, where D is tens, only small slopes give a line above 0
         "mnist": (lambda rng: mnist(500 if quick else mnist_n, 0, root), None,
-                  [1.0] if quick else [0.1, 0.5, 2.0, 8.0],
+                  [1.0] if quick else [0.1, 0.5, 2.0, 8.0, 32.0],
                   [0.1] if quick else [0.02, 0.05, 0.1, 0.2],
-                  dict(s_up, latent_dim=32, hidden=(256, 256), batch_size=128),
+                  dict(s_up, latent_dim=32, hidden=(256, 256), batch_size=128,
+                       steps=60 if quick else 4000),
                   dict(s_lo, hidden=(256,), eval_starts=64,
                        steps=20 if quick else 300)),
     }
