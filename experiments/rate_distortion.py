@@ -65,7 +65,7 @@ def sources(quick: bool, mnist_n: int, root: str):
                   [1.0] if quick else [0.1, 0.5, 2.0, 8.0, 32.0],
                   [0.1] if quick else [0.02, 0.05, 0.1, 0.2],
                   dict(s_up, latent_dim=32, hidden=(256, 256), batch_size=128,
-                       steps=60 if quick else 4000),
+                       steps=60 if quick else 3000),
                   dict(s_lo, hidden=(256,), eval_starts=64,
                        steps=20 if quick else 300)),
     }
@@ -113,7 +113,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny budget, every code path")
     parser.add_argument("--sources", nargs="*", default=["gaussian2d", "gaussian5d", "banana",
                                                          "mnist"])
-    parser.add_argument("--mnist-n", type=int, default=5000)
+    parser.add_argument("--mnist-n", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default="/work/shared/data", help="folder holding mnist/")
     args = parser.parse_args(argv)
