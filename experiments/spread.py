@@ -15,7 +15,6 @@ Writes experiments/results/spread_manifold.png and prints markdown tables.
 from __future__ import annotations
 
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
