@@ -63,9 +63,10 @@ def test_errors(data):
     flow = nj.flows.maf(2, layers=1, hidden=(4,))
     p = flow.init(jax.random.key(0))
     with pytest.raises(ValueError, match="diagnostics_every: .*val"):
-        nj.fit(flow, p, train, key=jax.random.key(0), diagnostics_every=10)
+        nj.fit(flow, p, train, key=jax.random.key(0), batch_size=10, diagnostics_every=10)
     with pytest.raises(ValueError, match="diagnostics_every"):
-        nj.fit(flow, p, train, test, key=jax.random.key(0), diagnostics_every=0)
+        nj.fit(flow, p, train, test, key=jax.random.key(0), batch_size=10,
+               diagnostics_every=0)
 
 
 def test_training_curve_marks_the_early_stopping_point():
