@@ -1,7 +1,8 @@
 """Memorisation diagnostics (Yang & E, arXiv 2212.11481) on 200 rows of red wine.
 
 A MAF (3 layers, 64 x 64) is trained far past its early-stopping point (no patience,
-final params returned) with ``fit(diagnostics_every=)``, next to the same run stopped early (restore-best);
+final params returned) with ``fit(diagnostics_every=)``, next to the same run stopped
+early (restore-best);
 ``nitsjax.diagnostics.memorisation`` scores both on the held-out test split.
 
     nice -n 10 python -m experiments.memorisation [--steps 8000] [--lr 3e-4]
