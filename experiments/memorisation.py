@@ -26,14 +26,15 @@ from nitsjax import plots
 OUT = Path(__file__).parent / "results"
 
 
-def main(steps: int = 8000, rows: int = 200, lr: float = 3e-4):
+def main(steps: int = 8000, rows: int = 200, lr: float = 3e-4, dequantize="auto",
+         tag: str = ""):
     t0 = time.time()
     d = nj.data.load("wine_red", root="/work/shared/data")
     train, val, test = d.train[:rows], d.val[:rows], d.test
     flow = nj.flows.maf(d.train.shape[1], layers=3, hidden=(64, 64))
     params0 = flow.init(jax.random.key(0))
     common = dict(key=jax.random.key(1), batch_size=100, eval_every=100, progress=False,
-                  learning_rate=lr)
+                  learning_rate=lr, dequantize=dequantize)
     long_params, long_h = nj.fit(flow, params0, train, val, steps=steps, patience=None,
                                  restore_best=False, diagnostics_every=500, **common)
     early_params, early_h = nj.fit(flow, params0, train, val, steps=steps, patience=10,
@@ -64,8 +65,8 @@ def main(steps: int = 8000, rows: int = 200, lr: float = 3e-4):
     ax2.axvline(best, color="0.4", ls="--")
     ax2.set_xlabel("step"), ax2.legend(), ax2.set_title("memorisation diagnostics (validation)")
     OUT.mkdir(exist_ok=True)
-    fig.savefig(OUT / "memorisation_curve.png", dpi=110)
-    plots.plot_history(long_h, OUT / "memorisation_training_curve.png",
+    fig.savefig(OUT / f"memorisation_curve{tag}.png", dpi=110)
+    plots.plot_history(long_h, OUT / f"memorisation_training_curve{tag}.png",
                        title=f"MAF on {rows} rows of red wine, trained past early stopping")
 
     print("| run | params of step | train LL | test LL | gap | NN ratio | near-copies | "
@@ -83,5 +84,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--no-dequantize", action="store_true",
+                    help="train on the raw lattice values (exact rows to memorise)")
     args = ap.parse_args()
-    main(args.steps, lr=args.lr)
+    main(args.steps, lr=args.lr, dequantize=False if args.no_dequantize else "auto",
+         tag="_raw" if args.no_dequantize else "")
