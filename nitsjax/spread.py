@@ -22,8 +22,8 @@ Models (``fit`` trains any of them; each gives an estimate of ``log (q * K)(y)``
   ``y = A s + sigma * eps`` is a noisy-ICA model. ``log (q * K)(y)`` is estimated by
   importance sampling over ``s`` with the Gaussian posterior of the linear-Gaussian model
   (sources replaced by ``N(0, I)``) as proposal, ``num_samples`` draws (an IWAE-style
-  lower bound, tight as ``num_samples`` grows). The paper fits this model by EM; we use
-  stochastic gradients on the estimate (same objective, another optimiser).
+  lower bound, tight as ``num_samples`` grows), optimised by stochastic gradients (the
+  paper, as far as we recall it without the text, uses EM on the same objective).
 * ``Generator(data_dim, latent_dim, hidden)``: a deep generator ``x = g(z)``, ``z ~ N(0,
   I)``, with no output noise (its samples lie on a ``latent_dim``-manifold). The spread
   model ``y = g(z) + sigma * eps`` is a VAE decoder with fixed noise ``sigma``;
