@@ -6,6 +6,7 @@ matplotlib); the command line and its configs are ``nitsjax.cli`` (the ``cli`` e
 from nitsjax import (
     bijectors,
     data,
+    diagnostics,
     distribution_functions,
     distributions,
     flows,
@@ -18,6 +19,7 @@ from nitsjax import (
     registry,
     results,
     root_finding,
+    spread,
     tails,
     train,
     transport,
@@ -30,4 +32,5 @@ __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
     "nn", "ordering", "rd", "registry", "results", "root_finding", "tails", "train", "transport",
+    "diagnostics", "spread",
 ]

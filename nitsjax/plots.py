@@ -262,9 +262,22 @@ def plot_history(
         if np.isfinite(v).any():
             ax.plot(steps, v, marker="o", ms=2, label=label)
             drawn += 1
+    best = _best_step(steps, cols, "val_loss" if losses else "val_nll")
+    if best is not None:
+        ax.axvline(best, color="0.4", ls="--", lw=1,
+                   label=f"early-stopping point (best validation, step {best:g})")
+        drawn += 1
     ax.set_xlabel("step")
     ax.set_ylabel("training objective" if losses else "negative log-likelihood (nats)")
     ax.set_title(title)
     if drawn:
         ax.legend()
     return _save(fig, path)
+
+
+def _best_step(steps, cols, key):
+    """The step of the lowest finite validation value in ``cols[key]`` (None: none)."""
+    v = np.array([np.nan if a is None else float(a) for a in cols.get(key, ())])
+    if not np.isfinite(v).any():
+        return None
+    return float(steps[int(np.nanargmin(np.where(np.isfinite(v), v, np.nan)))])

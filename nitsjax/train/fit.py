@@ -229,6 +229,8 @@ def fit(
     data_parallel: bool | int = False,
     data_init: bool = True,
     dequantize: Any = "auto",
+    spread: float | None = None,
+    diagnostics_every: int | None = None,
 ):
     """Train ``flow`` from ``params`` by minimising ``loss`` (default: mean NLL).
 
@@ -314,6 +316,22 @@ def fit(
         discrete data, ``-log P(x) <= -log p(x + (u - 1/2) * step) - sum_j log step_j``
         (``history.dequantized`` = ``{column: step}``). A flow of discrete data (its
         ``discrete`` attribute is true, e.g. ``image_nits``) is not dequantised by ``"auto"``.
+      spread: a noise scale ``sigma > 0`` (data units) for data with degenerate support
+        (on a manifold, duplicated rows): train by the spread divergence (Zhang et al.,
+        ICML 2020, ``nitsjax.spread``), i.e. maximum likelihood of the noise-convolved
+        flow ``q * N(0, sigma^2 I)`` on noise-convolved data ``x + sigma * eps`` (fresh
+        noise each step). ``log (q * N)(y)`` is intractable and estimated with
+        ``nitsjax.spread.SPREAD_SAMPLES`` importance samples, the noise kernel as proposal
+        (``nitsjax.spread.SpreadNLL``: a stochastic upper bound on the spread NLL). The
+        flow still models the noiseless data. Records then have ``train_loss`` and
+        ``val_loss`` (the spread NLL; early stopping follows it) and ``val_nll`` (the
+        plain NLL). Only with ``loss="nll"``; None (default): plain maximum likelihood.
+      diagnostics_every: with ``val``, every this many steps (at the first evaluation at
+        least that many steps after the last, and at step 0) compute
+        ``nitsjax.diagnostics.memorisation(flow, params, train, val)`` (Yang & E, arXiv
+        2212.11481) and add its ``generalisation_gap``, ``nn_ratio`` and
+        ``copy_fraction`` to the history record (``None`` in the other records). Host
+        work (sampling, nearest neighbours), so keep it a multiple of ``eval_every``.
 
     Returns:
       ``(params, history)``: the trained params and a ``History``. ``history.returned``
@@ -346,6 +364,13 @@ def fit(
         ema_decay = _check_float(ema_decay, "ema_decay", low=0.0, high=1.0, low_open=True,
                                  high_open=True)
     loss = losses.resolve(loss)
+    if spread is not None:
+        from nitsjax.spread import SpreadNLL, check_sigma
+
+        if loss is not losses.nll:
+            raise ValueError(f"spread: trains by the spread NLL, so it needs loss='nll', got "
+                             f"loss={losses.name_of(loss)!r}; drop one of them")
+        loss = SpreadNLL(check_sigma(spread, "spread"))
     losses.check(loss, flow)
     density = callable(getattr(flow, "log_prob_batch", None))
     other = None if loss is losses.nll else loss  # another objective than the NLL
@@ -370,6 +395,13 @@ def fit(
         val_context = check_context(val_context, flow.context_dim, val.shape[0], "val_context")
     if patience is not None:
         patience = check_positive_int(patience, "patience")
+    if diagnostics_every is not None:
+        diagnostics_every = check_positive_int(diagnostics_every, "diagnostics_every")
+        if val is None or not density or context is not None:
+            raise ValueError("diagnostics_every: the memorisation diagnostics need val data "
+                             "and an unconditional model with a density; pass val= or drop "
+                             "diagnostics_every")
+        diagnose = _Diagnostics(flow, train, val, diagnostics_every)
     devices = sharding.resolve_devices(data_parallel)
     mesh = None
     if devices is not None:
@@ -433,6 +465,8 @@ def fit(
         with stop_on_signals() as flag, Progress(steps, step, progress) as bar:
             if step == 0 and val is not None and not run.history.records:
                 run.evaluate(None, run.elapsed_before)  # step 0 competes for the best
+                if diagnostics_every is not None:
+                    diagnose(run)
             while step < steps and run.history.stopped is None:
                 num = min(eval_every, steps - step)
                 run.carry, m = run_period(
@@ -448,6 +482,8 @@ def fit(
                                     run.final_params(restore_best), run.history)
                 elapsed = run.elapsed_before + time.perf_counter() - t0
                 record = run.evaluate(m, elapsed)
+                if diagnostics_every is not None:
+                    diagnose(run)
                 run.save(elapsed)
                 bar.update(num, record)
                 if run.history.stopped is not None:
@@ -461,6 +497,32 @@ def fit(
     best = restore_best and run.best_params is not None
     _report_returned(run.history, best, step, compare=other is None)
     return run.final_params(restore_best), run.history
+
+
+class _Diagnostics:
+    """``fit(diagnostics_every=)``: adds the memorisation diagnostics to the last history
+    record when due (a fixed key per step: the run's own RNG stream is untouched)."""
+
+    def __init__(self, flow, train, val, every: int):
+        self.flow, self.every = flow, every
+        self.train, self.val = np.asarray(train), np.asarray(val)
+
+    def __call__(self, run) -> None:
+        from nitsjax import diagnostics
+
+        records = run.history.records
+        done = [r["step"] for r in records[:-1] if r.get("copy_fraction") is not None]
+        record = records[-1]
+        due = not done or record["step"] - done[-1] >= self.every
+        values = dict.fromkeys(diagnostics.RECORD_KEYS)
+        if due:
+            key = jax.random.fold_in(jax.random.key(0), record["step"])
+            got = diagnostics.memorisation(self.flow, run.current_params(), self.train,
+                                           self.val, key=key)
+            values = {k: got[k] for k in diagnostics.RECORD_KEYS}
+            log.info("fit: step %d memorisation diagnostics %s", record["step"],
+                     {k: round(v, 4) for k, v in values.items()})
+        record.update(values)
 
 
 def _check_model(model) -> None:
