@@ -151,7 +151,7 @@ def _mnist_figure(samples, real, recon):
     ax[0].set_title("two-step samples g(z), z ~ latent NSF")
     pairs = np.concatenate([real.reshape(4, 8, 784), recon.reshape(4, 8, 784)], 1)
     ax[1].imshow(grid(pairs.reshape(-1, 784), 8), cmap="gray")
-    ax[1].set_title("validation images (rows 1-4) / reconstructions (rows 5-8) per block")
+    ax[1].set_title("odd rows: validation images; even rows: their reconstructions")
     for a in ax:
         a.axis("off")
     fig.tight_layout()
