@@ -184,7 +184,10 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         params = flow.init(k_init)  # fit initialises the data-side layers from the training split
         fit_kw = dict(to_container(t))
         fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
-        params, history = fit(
+        trainer = fit
+        if getattr(flow, "fits_in_stages", False):  # nj.fit per stage inside (two_step)
+            trainer = type(flow).fit
+        params, history = trainer(
             flow, params, data.train, data.val, key=k_fit, checkpoint_dir=str(out),
             eval_batch_size=cfg.eval_batch_size, context=data.context("train"),
             val_context=data.context("val"), **fit_kw,

@@ -15,17 +15,24 @@ runs on fresh params.
 Conditional density models of ``p(y | x)`` (``dim = y_dim``, ``context_dim = x_dim``;
 ``nitsjax.models.conditional``): ``ddn`` (deconvolutional density network) and ``mdn``
 (mixture density network). Their constructors take ``(x_dim, y_dim, **options)``.
+
+Two-step models (``two_step``: an autoencoder, then a density on its codes; Loaiza-Ganem
+et al., arXiv 2204.07172) train in two ``nj.fit`` stages by their own ``fit`` method
+(``fits_in_stages = True``); ``model=two_step`` builds ``two_step_mlp``.
 """
 
 from nitsjax import registry
 from nitsjax.models.ddn import ddn
 from nitsjax.models.generator import Generator, generator
 from nitsjax.models.mdn import mdn
+from nitsjax.models.two_step import TwoStep, two_step, two_step_mlp
 
 KIND = "model"
 
 registry.register("generator", generator, KIND)
 registry.register("ddn", ddn, KIND)
 registry.register("mdn", mdn, KIND)
+registry.register("two_step", two_step_mlp, KIND)
 
 __all__ = ["Generator", "ddn", "generator", "mdn"]
+__all__ += ["TwoStep", "two_step", "two_step_mlp"]
