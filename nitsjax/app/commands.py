@@ -184,6 +184,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         params = flow.init(k_init)  # fit initialises the data-side layers from the training split
         fit_kw = dict(to_container(t))
         fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
+        if fit_kw.get("loss", "nll") == "nll" and getattr(flow, "default_loss", None):
+            fit_kw["loss"] = flow.default_loss  # a model with its own objective (gm_wae)
         params, history = fit(
             flow, params, data.train, data.val, key=k_fit, checkpoint_dir=str(out),
             eval_batch_size=cfg.eval_batch_size, context=data.context("train"),

@@ -20,6 +20,7 @@ Conditional density models of ``p(y | x)`` (``dim = y_dim``, ``context_dim = x_d
 from nitsjax import registry
 from nitsjax.models.ddn import ddn
 from nitsjax.models.generator import Generator, generator
+from nitsjax.models.gm_wae import GMWAE, gm_wae
 from nitsjax.models.mdn import mdn
 
 KIND = "model"
@@ -27,5 +28,7 @@ KIND = "model"
 registry.register("generator", generator, KIND)
 registry.register("ddn", ddn, KIND)
 registry.register("mdn", mdn, KIND)
+registry.register("gm_wae", gm_wae, KIND)
 
 __all__ = ["Generator", "ddn", "generator", "mdn"]
+__all__ += ["GMWAE", "gm_wae"]
