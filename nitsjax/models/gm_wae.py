@@ -191,7 +191,12 @@ class GMWAE:
 
     def neg_elbo_batch(self, params, x, key) -> Array:
         """``(n,)``: the negative ELBO of each row (nats), the sum over k exact."""
-        logits, mean, log_scale, z = self._posterior_draws(params, x, key)
+        return self.neg_elbo_given(params, x, *self._posterior_draws(params, x, key))
+
+    def neg_elbo_given(self, params, x, logits, mean, log_scale, z) -> Array:
+        """``(n,)``: the negative ELBO of each row for the encoder outputs ``logits``,
+        ``mean``, ``log_scale`` (``encode``) and posterior draws ``z`` ``(n, K, latent_dim)``
+        (one per component)."""
         q = jax.nn.softmax(logits, axis=-1)
         log_q = jax.nn.log_softmax(logits, axis=-1)
         s2 = self.obs_scale ** 2
