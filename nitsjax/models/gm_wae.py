@@ -17,12 +17,14 @@ where ``Q_Z = E_x sum_k q_D(k|x) q_C(z|k,x)`` is the aggregate posterior and ``P
 mixture prior; MMD with the inverse multiquadratic kernel ``C / (C + ||z - z'||^2)``
 summed over scales ``C = 2 latent_dim sigma^2 * {0.1, 0.2, 0.5, 1, 2, 5, 10}`` (the WAE
 papers' choice), estimated without bias (pairs of distinct data rows / prior draws only,
-every pair of components weighted by its probabilities: ``mmd2``).
+every pair of components weighted by its probabilities: ``mmd2``); on batches of more
+than ``MMD_BLOCK`` rows, the mean of the estimates on blocks of that size.
 
 ``objective="elbo"`` trains the same networks as a GM-VAE by the negative ELBO with a
 Gaussian decoder of fixed scale ``obs_scale`` (also summed exactly over k)::
 
-    -ELBO = sum_k q_D(k|x) [ E_q ||x - G(z)||^2 / (2 obs_scale^2) + KL(q_C(z|k,x) || N(mu_k, sigma^2)) ]
+    -ELBO = sum_k q_D(k|x) [ E_q ||x - G(z)||^2 / (2 obs_scale^2)
+                             + KL(q_C(z|k,x) || N(mu_k, sigma^2)) ]
             + KL(q_D(k|x) || 1/K) + dim/2 log(2 pi obs_scale^2)
 
 The prior's means are fixed (not learned): ``latent_dim >= K``: ``mu_k = prior_distance /
@@ -55,6 +57,8 @@ Array = jax.Array
 OBJECTIVES = ("wae", "elbo")
 #: multiples of ``2 latent_dim sigma^2`` at which the IMQ kernel is summed (WAE papers)
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+#: batches larger than this (evaluation on a split) average the MMD over blocks this size
+MMD_BLOCK = 256
 
 
 # ----------------------------------------------------------------------------- MMD
@@ -62,7 +66,8 @@ def imq_kernel(a: Array, b: Array, scale: float) -> Array:
     """Inverse multiquadratic kernel matrix ``sum_s C_s / (C_s + ||a_i - b_j||^2)``,
     ``C_s = scale * s`` for ``s`` in ``IMQ_SCALES``; ``a`` ``(n, d)``, ``b`` ``(m, d)`` ->
     ``(n, m)``."""
-    d2 = jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
+    d2 = jnp.maximum(jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :]
+                     - 2.0 * a @ b.T, 0.0)
     return sum(c / (c + d2) for c in (scale * s for s in IMQ_SCALES))
 
 
@@ -187,7 +192,13 @@ class GMWAE:
             k_p, (n, self.K, self.latent_dim), z.dtype)
         wp = jnp.full((n, self.K), 1.0 / self.K, z.dtype)
         scale = 2.0 * self.latent_dim * self.prior_sigma ** 2
-        return rec, mmd2(z, q, zp, wp, scale)
+        if n <= MMD_BLOCK:
+            return rec, mmd2(z, q, zp, wp, scale)
+        # a large batch (evaluation on a whole split): the mean of the estimates on
+        # consecutive blocks of MMD_BLOCK rows (memory O(n MMD_BLOCK K^2), not O(n^2 K^2))
+        b = n // MMD_BLOCK
+        blocks = [a[:b * MMD_BLOCK].reshape((b, MMD_BLOCK) + a.shape[1:]) for a in (z, q, zp, wp)]
+        return rec, jnp.mean(jax.lax.map(lambda t: mmd2(*t, scale), tuple(blocks)))
 
     def neg_elbo_batch(self, params, x, key) -> Array:
         """``(n,)``: the negative ELBO of each row (nats), the sum over k exact."""
