@@ -148,6 +148,11 @@ class GMWAE:
     def init(self, key, x=None, context=None):
         """Fresh params (``x``, ``context``: accepted for the models' protocol, unused)."""
         check_key(key, "key")
+        if isinstance(key, jax.core.Tracer):
+            return self._init_params(key)
+        return _init_compiled(self, key)
+
+    def _init_params(self, key):
         k_enc, k_dec = jax.random.split(key)
         return {
             "encoder": self.encoder.init(k_enc, jnp.zeros((self.dim,), jnp.float32))["params"],
@@ -298,6 +303,7 @@ def _reconstruct(model: GMWAE, params, x, key):
     return model.decode(params, z)
 
 
+_init_compiled = jax.jit(lambda m, key: m._init_params(key), static_argnums=0)
 _q_k_compiled = jax.jit(lambda m, p, x: jax.nn.softmax(m.encode(p, x)[0], axis=-1),
                         static_argnums=0)
 _reconstruct_compiled = jax.jit(_reconstruct, static_argnums=0)
