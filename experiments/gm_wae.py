@@ -9,7 +9,7 @@ Data: MNIST through ``nitsjax.data.images.read_mnist`` (``../shared/data`` or
 error), a random subsample of the training images (and labels, used only for the purity
 score), 500 held-out training images for validation, test images for every score.
 
-Both models: ``nj.models.gm_wae(784, K=10, latent_dim=8, hidden=(256, 256))``, trained by
+Both models: ``nj.models.gm_wae(784, K=10, latent_dim=8, hidden=(128, 128))``, trained by
 ``nj.fit(..., loss="objective")`` with the same steps, batch size and learning rate (best
 validation objective returned). Reported on the test images: mean squared reconstruction
 error per image (``reconstruct``: decoder at the posterior mean of the most probable
@@ -96,9 +96,11 @@ def main():
     ap.add_argument("--n-train", type=int, default=10000)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--lam", type=float, default=100.0)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args()
     n_train, steps = (600, 30) if args.quick else (args.n_train, args.steps)
-    batch, lr, n_test = 100, 1e-3, (300 if args.quick else 2000)
+    batch, lr, n_test = args.batch, 1e-3, (300 if args.quick else 2000)
 
     d = read_mnist(ROOT)
     rng = np.random.default_rng(0)
@@ -109,7 +111,7 @@ def main():
     test = d["test_images"].reshape(-1, 784).astype(np.float32)[t_idx] / 255.0
     test_labels = d["test_labels"][t_idx].astype(int)
 
-    common = dict(K=10, latent_dim=8, hidden=(256, 256))
+    common = dict(K=10, latent_dim=8, hidden=(args.hidden, args.hidden))
     models = {"GM-WAE": nj.models.gm_wae(784, objective="wae", lam=args.lam, **common),
               "GM-VAE (ELBO)": nj.models.gm_wae(784, objective="elbo", **common)}
     out, trained = {}, {}
@@ -139,11 +141,12 @@ def main():
     lines = [
         HEADING, "",
         f"Command: `nice -n 10 python experiments/gm_wae.py --n-train {n_train} --steps "
-        f"{steps} --lam {args.lam:g}` (2 shared CPU cores). Budget, both models: MNIST "
+        f"{steps} --lam {args.lam:g} --hidden {args.hidden} --batch {batch}` (2 CPU cores "
+        f"shared with other jobs, load ~15). Budget, both models: MNIST "
         f"subsample of {n_train} training images (pixels in [0, 1]), 500 for validation, "
         f"{steps} steps of Adam at {lr:g}, batch {batch}; `gm_wae(784, K=10, latent_dim=8, "
-        f"hidden=(256, 256))`; WAE: lam={args.lam:g}, IMQ-kernel MMD; ELBO: Gaussian "
-        f"decoder of scale 0.3. Scores on {n_test} test images. log K = "
+        f"hidden=({args.hidden}, {args.hidden}))`; WAE: lam={args.lam:g}, IMQ-kernel MMD; "
+        f"ELBO: Gaussian decoder of scale 0.3. Scores on {n_test} test images. log K = "
         f"{math.log(10):.3f}.", "",
         "| model | recon sq. error / image | H(mean q(k|x)) | mean H(q(k|x)) | components "
         "used (>=1 %) | label purity | train s |",
