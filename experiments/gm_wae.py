@@ -160,7 +160,19 @@ def main():
               "each model), `gm_wae_samples.png`, `gm_vae_samples.png` (one row per "
               "component k).", ""]
     print("\n".join(lines))
-    (RESULTS / "gm_wae_section.md").write_text("\n".join(lines))
+    write_section(RESULTS / "latent_manifold.md", "\n".join(lines))
+
+
+def write_section(path: pathlib.Path, section: str) -> None:
+    """Replace this experiment's section (from its heading to the next ``## ``) in the
+    results file, or append it."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(HEADING)
+    if start < 0:
+        path.write_text(text + ("\n" if text and not text.endswith("\n\n") else "") + section)
+        return
+    end = text.find("\n## ", start + len(HEADING))
+    path.write_text(text[:start] + section + ("" if end < 0 else text[end:]))
 
 
 if __name__ == "__main__":
