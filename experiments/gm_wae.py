@@ -148,7 +148,7 @@ def main():
         f"hidden=({args.hidden}, {args.hidden}))`; WAE: lam={args.lam:g}, IMQ-kernel MMD; "
         f"ELBO: Gaussian decoder of scale 0.3. Scores on {n_test} test images. log K = "
         f"{math.log(10):.3f}.", "",
-        "| model | recon sq. error / image | H(mean q(k|x)) | mean H(q(k|x)) | components "
+        "| model | recon sq. error / image | H(mean q(k\\|x)) | mean H(q(k\\|x)) | components "
         "used (>=1 %) | label purity | train s |",
         "|---|---|---|---|---|---|---|",
     ]
