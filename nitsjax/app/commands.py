@@ -184,6 +184,8 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         params = flow.init(k_init)  # fit initialises the data-side layers from the training split
         fit_kw = dict(to_container(t))
         fit_kw.update(fit_dequantize(cfg.data, inspect.signature(fit).parameters))
+        if fit_kw.get("loss", "nll") == "nll" and getattr(flow, "default_loss", None):
+            fit_kw["loss"] = flow.default_loss  # a model with its own objective (gm_wae)
         trainer = fit
         if getattr(flow, "fits_in_stages", False):  # nj.fit per stage inside (two_step)
             trainer = type(flow).fit

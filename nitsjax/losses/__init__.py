@@ -32,6 +32,7 @@ from nitsjax.losses.energy import (
     sliced_energy_score,
 )
 from nitsjax.losses.likelihood import nll
+from nitsjax.losses.objective import objective
 from nitsjax.losses.quantile import crps, pinball
 
 KIND = "loss"
@@ -41,6 +42,7 @@ EVAL_SEED = 0
 registry.register("nll", nll, KIND)
 registry.register("energy", energy, KIND)
 registry.register("crps", crps, KIND)
+registry.register("objective", objective, KIND)
 
 
 def eval_key(key):
@@ -84,4 +86,4 @@ def check(loss: Callable, model) -> None:
 
 __all__ = ["EVAL_SEED", "EnergyLoss", "check", "crps", "energy", "energy_distance",
            "energy_score", "eval_key", "name_of", "nll", "pinball", "resolve",
-           "sliced_energy_score"]
+           "sliced_energy_score", "objective"]

@@ -22,6 +22,8 @@ def _check_nll(model) -> None:
             f"loss='nll': the {getattr(model, 'name', type(model).__name__)} model has no "
             "density (no log_prob_batch); train it with a sample-based loss such as "
             "loss='energy'"
+            + (", or by its own objective, loss='objective'"
+               if callable(getattr(model, "objective_batch", None)) else "")
         )
 
 

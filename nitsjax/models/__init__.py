@@ -24,6 +24,7 @@ et al., arXiv 2204.07172) train in two ``nj.fit`` stages by their own ``fit`` me
 from nitsjax import registry
 from nitsjax.models.ddn import ddn
 from nitsjax.models.generator import Generator, generator
+from nitsjax.models.gm_wae import GMWAE, gm_wae
 from nitsjax.models.mdn import mdn
 from nitsjax.models.two_step import TwoStep, two_step, two_step_mlp
 
@@ -32,7 +33,8 @@ KIND = "model"
 registry.register("generator", generator, KIND)
 registry.register("ddn", ddn, KIND)
 registry.register("mdn", mdn, KIND)
+registry.register("gm_wae", gm_wae, KIND)
 registry.register("two_step", two_step_mlp, KIND)
 
-__all__ = ["Generator", "ddn", "generator", "mdn"]
-__all__ += ["TwoStep", "two_step", "two_step_mlp"]
+__all__ = ["GMWAE", "Generator", "TwoStep", "ddn", "generator", "gm_wae", "mdn", "two_step",
+           "two_step_mlp"]
