@@ -14,6 +14,7 @@ from nitsjax import (
     losses,
     models,
     nn,
+    ode,
     ordering,
     rd,
     registry,
@@ -31,6 +32,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
-    "nn", "ordering", "rd", "registry", "results", "root_finding", "tails", "train", "transport",
-    "diagnostics", "spread",
+    "nn", "ode", "ordering", "rd", "registry", "results", "root_finding", "tails", "train",
+    "transport", "diagnostics", "spread",
 ]

@@ -43,6 +43,8 @@ FLOW_TITLES = {
     "maf_rqs": "MAF RQ-spline",
     "nsf": "coupling NSF",
     "realnvp": "RealNVP",
+    "cnf": "CNF (exact trace)",
+    "cnf_hutchinson": "CNF (Hutchinson trace)",
 }
 SPLINE_BOUND = 4.0
 
@@ -218,6 +220,8 @@ def matmul_flops_per_step(task: dict) -> float:
     """Matmul FLOPs of one training step (forward + backward ~ 3x the forward matmuls) of
     the conditioners, the same count for every library: the useful work of a step."""
     d, hidden, layers, batch = task["dim"], list(task["hidden"]), task["layers"], task["batch"]
+    if task["flow"].startswith("cnf"):  # per-step work depends on the solver's step count
+        return float("nan")
     k = 2 if task["flow"] in ("maf", "realnvp") else 3 * task["bins"] - 1
     if task["flow"] in ("maf", "maf_rqs"):
         n_in, n_out = d, d * k

@@ -41,6 +41,11 @@ def nitsjax_flow(task: dict):
         return affine.maf(d, layers=layers, hidden=hidden), "nitsjax.flows.affine.maf"
     if kind == "realnvp":
         return affine.realnvp(d, layers=layers, hidden=hidden), "nitsjax.flows.affine.realnvp"
+    if kind in ("cnf", "cnf_hutchinson"):  # one ODE layer; ``layers`` does not apply
+        from nitsjax.flows.cnf import cnf
+
+        trace = "hutchinson" if kind == "cnf_hutchinson" else "exact"
+        return cnf(d, hidden=hidden, trace=trace), f"nitsjax.flows.cnf(trace={trace!r})"
     if kind in ("maf_rqs", "nsf"):
         ar = kind == "maf_rqs"
         try:
@@ -80,11 +85,14 @@ def build_nitsjax(task: dict, fit_path: bool):
     opt = optax.adam(LR)
     state = SimpleNamespace(params=params, opt_state=opt.init(params))
 
-    def loss(p, x):
-        return -jnp.mean(flow.log_prob_batch(p, x))
+    # a CNF trained with Hutchinson's estimator draws its probes from a key per step
+    keyed = task["flow"] == "cnf_hutchinson"
 
-    def step(p, s, x):
-        value, grads = jax.value_and_grad(loss)(p, x)
+    def loss(p, x, k=None):
+        return -jnp.mean(flow.log_prob_batch(p, x, None, k))
+
+    def step(p, s, x, k=None):
+        value, grads = jax.value_and_grad(loss)(p, x, k)
         updates, s = opt.update(grads, s, p)
         return optax.apply_updates(p, updates), s, value
 
@@ -92,9 +100,10 @@ def build_nitsjax(task: dict, fit_path: bool):
 
     def train(xb):
         xs = [jnp.asarray(b) for b in xb]  # minibatches on device before timing starts
+        ks = list(jax.random.split(jax.random.key(3), len(xs))) if keyed else [None] * len(xs)
         p, s = state.params, state.opt_state
-        for x in xs:
-            p, s, _ = step_jit(p, s, x)
+        for x, k in zip(xs, ks, strict=True):
+            p, s, _ = step_jit(p, s, x, k)
         _block(p)
         state.params, state.opt_state = p, s
 

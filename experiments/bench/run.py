@@ -40,13 +40,17 @@ QUICK = dict(data=["synth6"], flows=["maf", "maf_rqs"], wall_steps=40, steady_st
              repeats=2, lp_n=4096, sample_n=1024, depths=[4, 16], depth_steps=5,
              nits_dims=[6], nits_hidden=[128], nits_batches=[256], nits_repeats=1,
              nits_train_hidden=[128], nits_train_batches=[256], nits_train_steps=5,
-             nits_train_repeats=1, image_nits=((14, 14, 1), 16, 1, 8))
+             nits_train_repeats=1, image_nits=((14, 14, 1), 16, 1, 8), cnf_data=["synth2"],
+             cnf_steps=5)
 FULL = dict(data=["synth6", "magic04", "synth21", "synth63"], flows=list(FLOWS),
             wall_steps=200, steady_steps=200, repeats=3, lp_n=16384, sample_n=4096,
             depths=[4, 8, 16], depth_steps=10, nits_dims=[6, 21], nits_hidden=[128, 1024],
             nits_batches=[64, 1024], nits_repeats=3, image_nits=((28, 28, 1), 32, 1, 16),
             nits_train_hidden=[128, 512, 1024],
-            nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=2)
+            nits_train_batches=[256, 1024], nits_train_steps=20, nits_train_repeats=2,
+            cnf_data=["synth2", "synth6"], cnf_steps=20)
+# the `cnf` section: a continuous flow against the discrete flows, same data and batch
+CNF_FLOWS = ("maf", "nsf", "cnf", "cnf_hutchinson")
 # flows measured on the larger synthetic sets in the full mode (the others on synth6/magic04)
 WIDE_FLOWS = ("maf", "maf_rqs")
 
@@ -62,7 +66,8 @@ def parse(argv):
     p.add_argument("--flows", default=None, help="comma list of " + ",".join(FLOWS))
     p.add_argument("--data", default=None, help="comma list: synth6,magic04,synth21,synth63")
     p.add_argument("--sections", default="train,depth,matmul,nits,nits_train",
-                   help="comma list of train,depth,matmul,nits,nits_train")
+                   help="comma list of train,depth,matmul,nits,nits_train,cnf (cnf: "
+                        "CNF training steps/s against MAF and NSF, not in the default)")
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--hidden", default="128,128")
@@ -218,6 +223,46 @@ def section_nits_train(cfg, args, log):
     return out
 
 
+def section_cnf(cfg, args, log):
+    """Training steps/s of ``nj.flows.cnf`` (exact and Hutchinson trace; adaptive Tsit5,
+    rtol = atol = 1e-5) next to MAF and coupling NSF on the same data and batch, each in
+    its own worker, measured in the same run."""
+    hidden = [int(h) for h in args.hidden.split(",")]
+    out = []
+    for data in cfg["cnf_data"]:
+        group = {"data": data, "results": {}}
+        for flow in CNF_FLOWS:
+            task = {"kind": "train", "lib": "nitsjax", "flow": flow, "data": data,
+                    "batch": args.batch, "layers": args.layers, "hidden": hidden,
+                    "bins": args.bins, "wall_steps": 2, "steady_steps": cfg["cnf_steps"],
+                    "repeats": cfg["repeats"], "lp_n": 1024, "sample_n": 256}
+            log(f"cnf {data} {flow}")
+            group["results"][flow] = run_worker(task, args.python, args.timeout)
+        out.append(group)
+    return out
+
+
+def print_cnf(rows):
+    p = print
+    p("## Continuous normalizing flow against discrete flows (nitsjax, jitted step)\n")
+    p("CNF: one ODE layer, MLP hidden as the others', Tsit5 with rtol = atol = 1e-5, "
+      "checkpointed gradients; (x) = steps/s relative to MAF.\n")
+    p("| data | flow | steps/s | compile, s | log_prob rows/s | sample rows/s |")
+    p("|---|---|---|---|---|---|")
+    for g in rows:
+        maf = g["results"].get("maf", {})
+        for flow, r in g["results"].items():
+            if "error" in r:
+                p(f"| {g['data']} | {FLOW_TITLES[flow]} | {r['error'][:80]} | | | |")
+                continue
+            rel = (f" (x{r['steps_per_s'] / maf['steps_per_s']:.3g})"
+                   if maf.get("steps_per_s") and flow != "maf" else "")
+            p(f"| {g['data']} | {FLOW_TITLES[flow]} | {fmt(r.get('steps_per_s'))}{rel} | "
+              f"{fmt(r.get('compile_s'))} | {fmt(r.get('logprob_per_s'))} | "
+              f"{fmt(r.get('sample_per_s'))} |")
+    p("")
+
+
 # ------------------------------------------------------------------------ printing
 def print_tables(report, args, peak):
     p = print
@@ -314,6 +359,8 @@ def print_tables(report, args, peak):
         print_image_sampling([r for r in nits_rows if "shape" in r])
     if report.get("nits_train"):
         print_nits_train(report["nits_train"], peak)
+    if report.get("cnf"):
+        print_cnf(report["cnf"])
 
 
 def print_image_sampling(rows):
@@ -392,7 +439,7 @@ def main(argv=None):
     if args.data:
         cfg["data"] = args.data.split(",")
     if args.steps:
-        cfg["wall_steps"] = cfg["steady_steps"] = args.steps
+        cfg["wall_steps"] = cfg["steady_steps"] = cfg["cnf_steps"] = args.steps
     if args.repeats:
         cfg["repeats"] = cfg["nits_repeats"] = args.repeats
     for name in ("nits_dims", "nits_hidden", "nits_batches", "depths", "nits_train_hidden",
@@ -430,6 +477,8 @@ def main(argv=None):
         report["nits"] = section_nits(cfg, args, log)
     if "nits_train" in sections:
         report["nits_train"] = section_nits_train(cfg, args, log)
+    if "cnf" in sections:
+        report["cnf"] = section_cnf(cfg, args, log)
     report["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     report["elapsed_s"] = round(time.time() - t0, 1)
     if args.out:
