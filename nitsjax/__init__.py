@@ -20,6 +20,7 @@ from nitsjax import (
     tails,
     train,
     transport,
+    tt,
 )
 from nitsjax.flow import Flow
 from nitsjax.train import FitDiverged, FitInterrupted, History, fit
@@ -29,4 +30,5 @@ __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
     "nn", "ordering", "registry", "results", "root_finding", "tails", "train", "transport",
+    "tt",
 ]
