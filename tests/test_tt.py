@@ -85,3 +85,21 @@ def test_data_errors(tt_rank3):
         tt_rank3.log_prob(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="n:"):
         tt_rank3.sample(jax.random.PRNGKey(0), 0)
+
+
+@pytest.mark.slow
+def test_tensorizing_flow_trains_from_the_tt_base():
+    from nitsjax.flows.tensorizing import gaussian_cnf
+    tt = nj.tt.fit(CORR, rank=3, grid=16)
+    flow = nj.flows.tensorizing_flow(2, tt, hidden=(16,))
+    params = flow.init(jax.random.PRNGKey(0))
+    start = float(flow.log_prob(params, CORR).mean())  # the flow starts as the identity
+    assert abs(start - float(tt.log_prob(CORR).mean())) < 1e-2
+    params, _ = nj.fit(flow, params, CORR, key=jax.random.PRNGKey(1), steps=30,
+                       batch_size=64, learning_rate=3e-3, progress=False)
+    assert float(flow.log_prob(params, CORR).mean()) > start
+    s = flow.sample(params, jax.random.PRNGKey(2), 8)
+    assert s.shape == (8, 2) and np.isfinite(np.asarray(s)).all()
+    with pytest.raises(ValueError, match="tt: the tensor train is on R\\^2"):
+        nj.flows.tensorizing_flow(3, tt)
+    assert gaussian_cnf(2).dim == 2

@@ -10,6 +10,7 @@ from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.mtaf import MTAFFlow, mtaf
 from nitsjax.flows.nits import NITSFlow, nits
 from nitsjax.flows.spline import nsf
+from nitsjax.flows.tensorizing import tensorizing_flow, tt_base
 from nitsjax.registry import register
 
 register("maf", maf)
@@ -23,4 +24,5 @@ register("elf", elf)
 
 __all__ = ["ELFFlow", "Flow", "ImageNITSFlow", "MTAFFlow", "NITSFlow", "elf", "iaf",
            "image_nits", "maf", "mtaf",
-           "nits", "nsf", "realnvp"]
+           "nits", "nsf", "realnvp",
+           "tensorizing_flow", "tt_base"]
