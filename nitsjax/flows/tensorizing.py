@@ -9,23 +9,23 @@ the box keeps a finite likelihood (and gradient), the base is the defensive mixt
 log-density and sampling of a mixture). The TT itself is fixed (no trainable base params).
 
 The flow. ``bijector`` is any ``nitsjax`` bijector on R^dim mapping data to the base's space
-(e.g. the CNF bijector of ``nitsjax.flows.cnf``). By default it is a small ODE flow built
-here with diffrax: ``dz/dt = f(t, z)`` on t in [0, 1], ``f`` an MLP of ``(z, t)`` whose last
-layer starts at zero (the flow starts as the identity, so training starts from the TT
-density itself), exact trace ``tr(df/dz)`` by ``jax.jacfwd`` (small ``dim``), Tsit5 with a
-PID step-size controller and backpropagation through the solver (diffrax's
-``RecursiveCheckpointAdjoint``). ``log p(x) = log q_base(z(1)) + int_0^1 tr(df/dz) dt``
-(Chen et al., NeurIPS 2018).
+(e.g. the CNF bijector of ``nitsjax.flows.cnf``). By default it is a small ODE flow solved
+by ``nitsjax.ode.log_det_flow`` (diffrax): ``dz/dt = f(t, z)`` on t in [0, 1], ``f`` an MLP
+of ``(z, t)`` whose last layer starts at zero (the flow starts as the identity, so training
+starts from the TT density itself), exact trace ``tr(df/dz)`` by ``jax.jacfwd`` (small
+``dim``), Tsit5 with a PID step-size controller and backpropagation through the solver
+(diffrax's ``RecursiveCheckpointAdjoint``). ``log p(x) = log q_base(z(1)) + int_0^1
+tr(df/dz) dt`` (Chen et al., NeurIPS 2018).
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import diffrax
 import jax
 import jax.numpy as jnp
 
+from nitsjax import ode
 from nitsjax.bijectors.base import Bijector
 from nitsjax.distributions.base import Distribution
 from nitsjax.flow import Flow
@@ -90,21 +90,13 @@ def ode_bijector(dim: int, hidden: Sequence[int] = (64, 64), *, rtol: float = 1e
         last = params["mlp"][-1]
         return h @ last["w"] + last["b"]
 
-    def rhs(t, state, params):
-        z, _ = state
-        f = lambda y: field(params, t, y)
-        dz = f(z)
-        tr = jnp.trace(jax.jacfwd(f)(z))
-        return dz, tr
+    def vector_field(params, t, z, context):
+        return field(params, t, z)
 
     def solve(params, x, t0, t1):
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(rhs), diffrax.Tsit5(), t0, t1, dt0=None,
-            y0=(x, jnp.zeros((), x.dtype)), args=params,
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            adjoint=diffrax.RecursiveCheckpointAdjoint(), max_steps=max_steps,
-        )
-        return sol.ys[0][-1], sol.ys[1][-1]
+        z, log_det = ode.log_det_flow(vector_field, params, x[None], t0, t1, trace="exact",
+                                      rtol=rtol, atol=atol, max_steps=max_steps)
+        return z[0], log_det[0]
 
     def forward(params, x, context=None, key=None):
         return solve(params, x, 0.0, 1.0)
