@@ -1,7 +1,7 @@
 """Tensorizing flow (Ren, Zhao, Khoo & Ying, arXiv 2212.00759) against the same ODE flow with
 a Gaussian base at the same budget, and the TT density alone (nitsjax.tt, no training).
 
-    nice -n 10 python -m experiments.tensorizing [--steps 200] [--data-root /work/shared/data]
+    nice -n 10 python -m experiments.tensorizing [--steps 150] [--batch 64] [--data-root /work/shared/data]
 
 Writes a markdown table to stdout and figures experiments/results/tt_<data>.png (2-D).
 """
@@ -72,9 +72,10 @@ def figure(name, train, tt, models, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--data-root", default="/work/shared/data")
     ap.add_argument("--wine-columns", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args()
     sets = []
     for toy in ("8gaussians", "checkerboard"):
@@ -89,7 +90,7 @@ def main():
     print("|---|---|---|---|---|")
     for name, train, test, tt_kw in sets:
         tt, models, rows = run(name, train, test, steps=args.steps, hidden=(32, 32),
-                               batch=128, lr=3e-3, **tt_kw)
+                               batch=args.batch, lr=3e-3, **tt_kw)
         for label, (m, s, t, st) in rows.items():
             print(f"| {name} | {label} | {m:.3f} +- {s:.3f} | {st} | {t:.0f} |", flush=True)
         if train.shape[1] == 2:
