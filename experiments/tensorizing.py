@@ -1,7 +1,8 @@
 """Tensorizing flow (Ren, Zhao, Khoo & Ying, arXiv 2212.00759) against the same ODE flow with
 a Gaussian base at the same budget, and the TT density alone (nitsjax.tt, no training).
 
-    nice -n 10 python -m experiments.tensorizing [--steps 150] [--batch 64] [--data-root /work/shared/data]
+    nice -n 10 python -m experiments.tensorizing [--steps 150] [--batch 64]
+        [--data-root /work/shared/data] [--wine-columns 4]
 
 Writes a markdown table to stdout and figures experiments/results/tt_<data>.png (2-D).
 """
