@@ -13,6 +13,7 @@ from nitsjax import (
     losses,
     models,
     nn,
+    ode,
     ordering,
     registry,
     results,
@@ -29,6 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
-    "nn", "ordering", "registry", "results", "root_finding", "tails", "train", "transport",
+    "nn", "ode", "ordering", "registry", "results", "root_finding", "tails", "train", "transport",
     "tt",
 ]

@@ -26,6 +26,11 @@ class BijectorCase:
     high: float = 2.0
     atol: float = 1e-4  # float32 tolerance; float64 uses 1e3 x tighter where possible
     perturb: float = 0.5  # scale of random perturbation of params (so not at identity)
+    # Looser cases (ODE solves: the solver's tolerance, not rounding, bounds the error):
+    rtol: float = 1e-4  # float32 relative tolerance
+    atol64: Optional[float] = None  # float64 tolerances; default atol * 1e-3 and 1e-6
+    rtol64: float = 1e-6
+    slow: tuple = ()  # dtypes ("float32", "float64") whose check runs with the slow tests
 
     def __str__(self):
         return self.name
@@ -37,6 +42,7 @@ class FlowCase:
     make: Callable  # () -> Flow
     low: float = -6.0  # box over which the 2-D density is integrated (if dim == 2)
     high: float = 6.0
+    slow: bool = False  # run with the slow tests (make test-all)
 
     def __str__(self):
         return self.name
@@ -94,8 +100,8 @@ def check_all(case: BijectorCase, dtype, n=8):
     params = cast(perturbed_params(bij, jax.random.key(0), case.perturb), dtype)
     x, c = inputs(case, jax.random.key(1), n, dtype)
     tight = dtype == jnp.float64
-    atol = case.atol * (1e-3 if tight else 1.0)
-    rtol = 1e-6 if tight else 1e-4
+    atol = case.atol if not tight else case.atol * 1e-3 if case.atol64 is None else case.atol64
+    rtol = case.rtol64 if tight else case.rtol
 
     def one(p, xi, ci):
         z, ld = bij.forward(p, xi, ci)

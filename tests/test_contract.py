@@ -11,8 +11,17 @@ BIJECTORS = collect("BIJECTORS")
 FLOWS = collect("FLOWS")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", BIJECTORS, ids=str)
+def _marked(case, *dtypes):
+    """``case`` (with each dtype) as pytest params, marked slow where the case says so."""
+    if not dtypes:
+        return pytest.param(case, id=str(case), marks=[pytest.mark.slow] if case.slow else [])
+    return [pytest.param(case, d, id=f"{case}-{d}",
+                         marks=[pytest.mark.slow] if d in case.slow else [])
+            for d in dtypes]
+
+
+@pytest.mark.parametrize("case, dtype",
+                         [p for c in BIJECTORS for p in _marked(c, "float32", "float64")])
 def test_bijector_contract(case, dtype):
     if dtype == "float64":
         with jax.enable_x64(True):
@@ -45,7 +54,7 @@ def _grid(case, flow, m=400):
     return pts, (g[1] - g[0]) ** 2, c
 
 
-@pytest.mark.parametrize("case", FLOWS, ids=str)
+@pytest.mark.parametrize("case", [_marked(c) for c in FLOWS])
 def test_flow_sample_log_prob_and_normalisation(case):
     """``sample_and_log_prob`` agrees with ``log_prob`` and ``sample``; in 2-D, the grid
     integral of ``exp(log_prob)`` over a box holding (almost) all the mass is 1 +- 1%.

@@ -141,7 +141,8 @@ def _params(index, seed, scale):
 KNOWN: dict = {}
 #: Compile-heavy cases (root finding, PNN, convolutions, quadrature, fixed points): run
 #: with the slow tests (make test-all).
-SLOW = ("nits_", "pnn_", "image_nits", "triangular_map", "tail_preserving", "elf_")
+SLOW = ("nits_", "pnn_", "image_nits", "triangular_map", "tail_preserving", "elf_",
+        "cnf_")
 
 
 def _cases():

@@ -17,6 +17,7 @@ from nitsjax.bijectors.base import (
     needs_data_init,
     stack,
 )
+from nitsjax.bijectors.cnf import cnf
 from nitsjax.bijectors.coupling import coupling
 from nitsjax.bijectors.elementwise import (
     logistic_transformer,
@@ -44,7 +45,7 @@ from nitsjax.bijectors.standardize import whiten
 elementwise = base.elementwise
 
 __all__ = [
-    "Bijector", "Transformer", "actnorm", "affine_transformer", "anchored",
+    "Bijector", "Transformer", "actnorm", "cnf", "affine_transformer", "anchored",
     "autoregressive_nits", "chain", "coupling", "elementwise", "elementwise_affine",
     "gated_affine_transformer", "invert", "logistic_squash", "logistic_transformer", "logit",
     "lu_linear", "masked_autoregressive", "needs_data_init", "nits_bijector",

@@ -5,6 +5,7 @@ Each is registered once (``nitsjax.registry``); its signature is its config sche
 
 from nitsjax.flow import Flow
 from nitsjax.flows.affine import iaf, maf, realnvp
+from nitsjax.flows.cnf import cnf
 from nitsjax.flows.elf import ELFFlow, elf
 from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.mtaf import MTAFFlow, mtaf
@@ -21,8 +22,10 @@ register("nits", nits)
 register("image_nits", image_nits)
 register("mtaf", mtaf)
 register("elf", elf)
+register("cnf", cnf)
 
 __all__ = ["ELFFlow", "Flow", "ImageNITSFlow", "MTAFFlow", "NITSFlow", "elf", "iaf",
+           "cnf",
            "image_nits", "maf", "mtaf",
            "nits", "nsf", "realnvp",
            "tensorizing_flow", "tt_base"]
