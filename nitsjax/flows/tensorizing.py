@@ -117,7 +117,8 @@ def tensorizing_flow(dim: int, tt: TensorTrain, *, hidden: Sequence[int] = (64, 
       hidden: hidden widths of the default ODE flow's vector field MLP.
       tail: weight of the Gaussian in the base's defensive mixture (``tt_base``).
       bijector: a bijector on R^dim (data -> base space) to use instead of the default ODE
-        flow, e.g. ``nj.flows.cnf(dim).bijector``.
+        flow, e.g. ``nj.flows.cnf(dim, standardize=None).bijector`` (no data-side
+        standardising layer: the TT is fitted in data space).
     """
     check_positive_int(dim, "dim")
     if not isinstance(tt, TensorTrain):
