@@ -24,6 +24,7 @@ from nitsjax import (
     tails,
     train,
     transport,
+    tt,
 )
 from nitsjax.flow import Flow
 from nitsjax.train import FitDiverged, FitInterrupted, History, fit
@@ -33,5 +34,5 @@ __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
     "nn", "ode", "ordering", "rd", "registry", "results", "root_finding", "tails", "train",
-    "transport", "diagnostics", "spread",
+    "transport", "tt", "diagnostics", "spread",
 ]

@@ -11,6 +11,7 @@ from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.mtaf import MTAFFlow, mtaf
 from nitsjax.flows.nits import NITSFlow, nits
 from nitsjax.flows.spline import nsf
+from nitsjax.flows.tensorizing import tensorizing_flow, tt_base
 from nitsjax.registry import register
 
 register("maf", maf)
@@ -26,4 +27,5 @@ register("cnf", cnf)
 __all__ = ["ELFFlow", "Flow", "ImageNITSFlow", "MTAFFlow", "NITSFlow", "elf", "iaf",
            "cnf",
            "image_nits", "maf", "mtaf",
-           "nits", "nsf", "realnvp"]
+           "nits", "nsf", "realnvp",
+           "tensorizing_flow", "tt_base"]
