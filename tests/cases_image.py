@@ -17,5 +17,6 @@ BIJECTORS = [
         high=255.4,
         atol=1e-3,  # pixel units: float32 inversion resolves F to ~eps, i.e. ~1e-3 pixels
         perturb=0.1,
+        slow=("float32", "float64"),  # compile-heavy; test_image_nits covers the model
     ),
 ]

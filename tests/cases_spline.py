@@ -16,11 +16,11 @@ BIJECTORS = [
     BijectorCase(
         "spline_coupling_context",
         lambda: coupling(rq(bins=5, bound=1.5), 3, (16, 16), context_dim=2), 3,
-        context_dim=2, low=-2.5, high=2.5, perturb=0.3,
+        context_dim=2, low=-2.5, high=2.5, perturb=0.3, slow=("float64",),
     ),
     BijectorCase(
         "spline_autoregressive", lambda: masked_autoregressive(rq(bins=8, bound=2.0), 3, (16, 16)),
-        3, low=-3.0, high=3.0,
+        3, low=-3.0, high=3.0, slow=("float64",),
     ),
     BijectorCase(
         "spline_autoregressive_residual_context",

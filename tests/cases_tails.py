@@ -16,7 +16,7 @@ BIJECTORS = [
             masked_autoregressive(rq(bins=4, bound=2.0), 3, (8,)), 3, 3,
             np.array([True, False, True]),
         ),
-        3, low=-3.0, high=3.0, perturb=0.3,
+        3, low=-3.0, high=3.0, perturb=0.3, slow=("float64",),
     ),
 ]
 

@@ -155,6 +155,7 @@ def test_same_seed_same_config_gives_bitwise_identical_params(reference):
     assert all(np.isfinite(x).all() for x in a)
 
 
+@pytest.mark.slow  # two killed child processes; fit-level signal resume is in test_fit
 def test_sigkill_then_sigterm_then_same_command_resumes_bitwise(script, reference, tmp_path):
     """One run, stopped twice and finished by the same command each time."""
     ckpt, out = tmp_path / "run", tmp_path / "params.npz"
