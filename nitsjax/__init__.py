@@ -17,6 +17,7 @@ from nitsjax import (
     registry,
     results,
     root_finding,
+    snf,
     tails,
     train,
     transport,
@@ -28,5 +29,5 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
-    "nn", "ordering", "registry", "results", "root_finding", "tails", "train", "transport",
+    "nn", "ordering", "registry", "results", "root_finding", "snf", "tails", "train", "transport",
 ]
