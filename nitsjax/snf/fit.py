@@ -57,7 +57,8 @@ def _check_positive_int(value, arg):
 def check_log_target(log_target: Callable, chain: Chain, params: dict, key: Array,
                      n: int = 64) -> None:
     """Refuse a ``log_target`` that does not map one event ``(dim,)`` to a scalar, or that
-    is NaN or ``+inf`` (or ``-inf`` everywhere) on the initial chain's samples."""
+    is NaN or ``+inf`` (or ``-inf`` everywhere) on base samples pushed through the chain's
+    bijector and VAE layers (the MCMC layers skipped: they need the target itself)."""
     if not callable(log_target):
         raise TypeError(f"log_target: expected a function (dim,) -> scalar, got "
                         f"{type(log_target).__name__}")
@@ -72,12 +73,17 @@ def check_log_target(log_target: Callable, chain: Chain, params: dict, key: Arra
             f"log_target: expected a scalar log-density for one event of shape "
             f"({chain.dim},), got shape {getattr(out, 'shape', type(out))}; write it for "
             "one event (nj.snf vmaps it), e.g. lambda x: -0.5 * jnp.sum(x**2)")
-    xs, _ = sample_paths(chain, params, key, n, lambda x: jnp.zeros(()))
+    xs = jax.random.normal(key, (n, chain.dim))
+    for layer, name in zip(chain.layers, chain.names):  # the deterministic and VAE layers
+        if layer.beta is None:
+            move = jax.vmap(lambda x, k, f=layer.forward, p=params[name]: f(p, x, k, None)[0])
+            xs = move(xs, jax.random.split(jax.random.fold_in(key, len(name)), n))
     values = np.asarray(jax.vmap(log_target)(xs))
     if np.isnan(values).any() or np.isposinf(values).any():
         bad = int((np.isnan(values) | np.isposinf(values)).sum())
         raise ValueError(
-            f"log_target: NaN or +inf on {bad} of {n} samples of the initial chain; "
+            f"log_target: NaN or +inf on {bad} of {n} samples of the initial chain "
+            "(its bijector and VAE layers); "
             "the log-density must be finite (or -inf outside its support) everywhere")
     if np.isneginf(values).all():
         raise ValueError(f"log_target: -inf on all {n} samples of the initial chain; the "
