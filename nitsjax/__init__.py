@@ -20,6 +20,7 @@ from nitsjax import (
     registry,
     results,
     root_finding,
+    snf,
     spread,
     tails,
     train,
@@ -33,6 +34,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FitDiverged", "FitInterrupted", "Flow", "History", "bijectors", "data",
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
-    "nn", "ode", "ordering", "rd", "registry", "results", "root_finding", "tails", "train",
-    "transport", "tt", "diagnostics", "spread",
+    "nn", "ode", "ordering", "rd", "registry", "results", "root_finding", "snf", "tails",
+    "train", "transport", "tt", "diagnostics", "spread",
 ]
