@@ -17,13 +17,13 @@ BIJECTORS = [
         lambda: B.masked_autoregressive(
             B.affine_transformer(), 4, (16, 16, 16), residual=True, degrees="random"
         ),
-        4,
+        4, slow=("float64",),
     ),
     BijectorCase(
         "maf_layer_gated_context",
         lambda: B.masked_autoregressive(B.gated_affine_transformer(), 3, (16,), context_dim=2),
         3,
-        context_dim=2,
+        context_dim=2, slow=("float64",),
     ),
     BijectorCase(
         "iaf_layer", lambda: B.invert(B.masked_autoregressive(B.affine_transformer(), 3, (16,))), 3

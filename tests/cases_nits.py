@@ -17,7 +17,7 @@ BIJECTORS = [
         ),
         3,
         low=-4.0,  # crosses the linear tails on both sides
-        high=4.0,
+        high=4.0, slow=("float64",),
     ),
     BijectorCase(
         "pnn_coupling_context_linear_tails",
@@ -28,7 +28,7 @@ BIJECTORS = [
             context_dim=2,
         ),
         4,
-        context_dim=2,
+        context_dim=2, slow=("float64",),
     ),
     BijectorCase("normal_squash", lambda: normal_squash(3), 3, low=-3.0, high=3.0),
     BijectorCase(
@@ -41,7 +41,7 @@ BIJECTORS = [
     BijectorCase(
         "nits_normal_squash",
         lambda: nits_bijector(3, arch=(8,), hidden=32, blocks=1, squash="normal"),
-        3,
+        3, slow=("float64",),
     ),
     BijectorCase("nits_unbounded", lambda: nits_bijector(3, arch=(8, 8), hidden=32, blocks=1), 3,
                  slow=("float64",)),
@@ -60,7 +60,7 @@ BIJECTORS = [
             squash_scale=1.5, solver="chandrupatla",
         ),
         3,
-        context_dim=2,
+        context_dim=2, slow=("float64",),
     ),
 ]
 

@@ -27,7 +27,7 @@ BIJECTORS = [
         lambda: masked_autoregressive(
             rq(bins=4, bound=1.0), 4, (16, 16), context_dim=3, residual=True
         ),
-        4, context_dim=3, low=-2.0, high=2.0,
+        4, context_dim=3, low=-2.0, high=2.0, slow=("float64",),
     ),
 ]
 

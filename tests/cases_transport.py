@@ -26,5 +26,5 @@ def _total_degree_index(dim: int, degree: int) -> np.ndarray:
 BIJECTORS = [
     BijectorCase("triangular_map", lambda: triangular_map(
         3, 10, index=_total_degree_index(3, 2), max_degree=2, quadrature=12), 3,
-        perturb=0.3),
+        perturb=0.3, slow=("float64",)),
 ]

@@ -51,6 +51,7 @@ def test_product_density_recovered_at_rank1():
     assert np.isneginf(np.asarray(tt.log_prob(np.full((1, 2), 1e3)))).all()  # outside the box
 
 
+@pytest.mark.slow
 def test_samples_match_the_density(tt_rank3):
     s = np.asarray(tt_rank3.sample(jax.random.PRNGKey(0), 4000))
     assert s.shape == (4000, 2) and np.isfinite(tt_rank3.log_prob(s)).all()

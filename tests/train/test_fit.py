@@ -449,6 +449,7 @@ def test_loss_by_name_and_unknown_names(flow, params0, moons):
         fit(object(), params0, train, key=jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_stepwise_periods_match_the_scan(moons, monkeypatch):
     """Convolutional models on CPU run a period one dispatch a step (train.step.stepwise):
     the same steps, minibatches and metrics as the compiled scan."""

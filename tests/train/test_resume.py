@@ -149,6 +149,7 @@ def reference(script, tmp_path_factory):
     return [_leaves(d / f"ref{i}.npz") for i in range(2)]
 
 
+@pytest.mark.slow  # two child processes; determinism of fit itself: test_fit (slow too)
 def test_same_seed_same_config_gives_bitwise_identical_params(reference):
     a, b = reference
     assert _bitwise_equal(a, b)
