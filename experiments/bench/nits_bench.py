@@ -41,6 +41,25 @@ def nits_task(task: dict) -> dict:
     raise ValueError(f"lib: expected 'nitsjax' or 'nits-original', got {lib!r}")
 
 
+def _time_sampling(flow, params, n, repeats, key):
+    """``(last samples, median seconds per call, compile seconds)`` of the jitted
+    ``flow.sample_batch`` for ``n`` rows: a first call (compilation included), then
+    ``repeats`` timed calls with fresh keys."""
+    import jax
+
+    sample = jax.jit(flow.sample_batch, static_argnames=("n",))
+    with Timer() as t:
+        jax.block_until_ready(sample(params, key, n=n))
+    first = t.s
+    times = []
+    for r in range(repeats):
+        with Timer() as t:
+            x, _ = jax.block_until_ready(sample(params, jax.random.fold_in(key, r), n=n))
+        times.append(t.s)
+    per_call = median(times)
+    return x, per_call, max(0.0, first - per_call)
+
+
 # ------------------------------------------------------------------ image NITS
 def image_nits_task(task: dict) -> dict:
     """Batched image sampling: ``flow.sample_batch`` of ``image_nits(shape, filters,
@@ -54,19 +73,10 @@ def image_nits_task(task: dict) -> dict:
     flow = image_nits(tuple(task["shape"]), filters=task["filters"], resnets=task["resnets"])
     params = flow.init(jax.random.key(0))
     n = task["batch"]
-    sample = jax.jit(flow.sample_batch, static_argnames=("n",))
-    key = jax.random.key(1)
-    with Timer() as t:
-        jax.block_until_ready(sample(params, key, n=n))
-    first = t.s
-    times = []
-    for r in range(task["repeats"]):
-        with Timer() as t:
-            x, _ = jax.block_until_ready(sample(params, jax.random.fold_in(key, r), n=n))
-        times.append(t.s)
+    x, per_call, compile_s = _time_sampling(flow, params, n, task["repeats"], jax.random.key(1))
     x = np.asarray(x)
-    return {"images_per_s": n / median(times), "subpixels_per_s": n * x.shape[1] / median(times),
-            "compile_s": max(0.0, first - median(times)),
+    return {"images_per_s": n / per_call, "subpixels_per_s": n * x.shape[1] / per_call,
+            "compile_s": compile_s,
             "valid": bool(np.all((x >= 0) & (x <= 255) & (x == np.round(x))))}
 
 
@@ -91,17 +101,9 @@ def _nitsjax(task: dict) -> dict:
         for leaf, k in zip(leaves, keys, strict=True)
     ]
     params = jax.tree_util.tree_unflatten(tdef, leaves)
-    sample = jax.jit(flow.sample_batch, static_argnames=("n",))
     key = jax.random.key(2)
-    with Timer() as t:
-        jax.block_until_ready(sample(params, key, n=n))
-    first = t.s
-    times = []
-    for r in range(task["repeats"]):
-        with Timer() as t:
-            x, _ = jax.block_until_ready(sample(params, jax.random.fold_in(key, r), n=n))
-        times.append(t.s)
-    res = {"samples_per_s": n / median(times), "compile_s": max(0.0, first - median(times)),
+    x, per_call, compile_s = _time_sampling(flow, params, n, task["repeats"], key)
+    res = {"samples_per_s": n / per_call, "compile_s": compile_s,
            "solver": solver, "finite": bool(np.all(np.isfinite(np.asarray(x))))}
     res.update(_nitsjax_solver_stats(flow, params, key, n, solver, arch, hidden, blocks, d))
     return res
