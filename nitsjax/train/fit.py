@@ -472,6 +472,7 @@ def fit(
                 run.carry, m = run_period(
                     flow=flow, loss=loss, update=tx.update,
                     learning_rate_of=optim.learning_rate_reader(tx), num_steps=num,
+                    length=eval_every,
                     batch_size=batch_size, carry=run.carry, ema_decay=run.ema_decay,
                     data=data, key=run.key, mesh=mesh, n=None if mesh is None else n,
                 )

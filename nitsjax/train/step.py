@@ -85,11 +85,16 @@ def ema_params(ema, decay):
 
 
 def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, carry, ema_decay,
-                 data, key, mesh=None, n=None, unroll=False):
+                 data, key, mesh=None, n=None, unroll=False, active=None):
     """``num_steps`` optimisation steps in one ``lax.scan``; returns ``(carry, metrics)``.
 
     Args:
       flow, loss: as in ``fit`` (static).
+      num_steps: the scan's length (static).
+      active: None (every step runs) or a traced int ``<= num_steps``: only the first
+        ``active`` steps update the state, the rest pass it through (computed, then
+        discarded by a select: no host sync, no branch). ``fit`` runs every period this
+        way, so one compiled program serves a run's full periods and its shorter last one.
       update: the optimizer's ``update`` function (static).
       learning_rate_of: ``opt_state -> learning rate`` (static;
         ``nitsjax.train.optim.learning_rate_reader``).
@@ -121,7 +126,7 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
             return jnp.take(a, idx, axis=0)
         return sharding.gather_rows(a, idx, mesh)
 
-    def body(state, _):
+    def body(state, on):
         c, perm = state
         step = c.step
         j = step % per_epoch
@@ -138,31 +143,35 @@ def train_period(flow, loss, update, learning_rate_of, num_steps, batch_size, ca
         # the optimizer does (weight decay included)
         new = keep_frozen(c.params, optax.apply_updates(c.params, updates))
         ok = jnp.isfinite(value) & all_finite(grads) & all_finite(new)
-        params = select(ok, new, c.params)
-        opt_state = select(ok, opt_new, c.opt_state)
+        applied = ok & on
+        params = select(applied, new, c.params)
+        opt_state = select(applied, opt_new, c.opt_state)
         ema = c.ema
         if use_ema:
             _, ema_new = optax.ema(ema_decay).update(new, c.ema)
-            ema = select(ok, ema_new, c.ema)
-        consecutive = jnp.where(ok, 0, c.consecutive + 1)
-        skipped = c.skipped + jnp.where(ok, 0, 1).astype(jnp.int32)
-        c = Carry(params, opt_state, ema, step + 1, consecutive, skipped)
-        return (c, perm), (value, ok, consecutive)
+            ema = select(applied, ema_new, c.ema)
+        consecutive = jnp.where(on, jnp.where(ok, 0, c.consecutive + 1), c.consecutive)
+        skipped = c.skipped + jnp.where(on & ~ok, 1, 0).astype(jnp.int32)
+        c = Carry(params, opt_state, ema, step + on.astype(step.dtype), consecutive, skipped)
+        return (c, perm), (value, applied, consecutive, on)
 
+    ons = (jnp.ones((num_steps,), bool) if active is None
+           else jnp.arange(num_steps) < jnp.asarray(active))
     state = (carry, permutation(carry.step))
     if unroll:  # traced step by step: no compiled loop at all (a scan of length 1 is one)
         outs = []
-        for _ in range(num_steps):
-            state, out = body(state, None)
+        for i in range(num_steps):
+            state, out = body(state, ons[i])
             outs.append(out)
-        values, oks, runs = (jnp.stack(v) for v in zip(*outs, strict=True))
+        values, oks, runs, ons = (jnp.stack(v) for v in zip(*outs, strict=True))
         carry = state[0]
     else:
-        (carry, _), (values, oks, runs) = jax.lax.scan(body, state, None, length=num_steps)
+        (carry, _), (values, oks, runs, ons) = jax.lax.scan(body, state, ons)
     good = jnp.sum(oks)
     train = jnp.where(good > 0, jnp.sum(jnp.where(oks, values, 0.0)) / jnp.maximum(good, 1),
                       jnp.nan)
-    metrics = {"train_nll": train, "skipped": num_steps - good, "max_consecutive": jnp.max(runs),
+    metrics = {"train_nll": train, "skipped": jnp.sum(ons) - good,
+               "max_consecutive": jnp.max(jnp.where(ons, runs, 0)),
                "lr": learning_rate_of(carry.opt_state)}
     return carry, metrics
 
@@ -184,12 +193,21 @@ def stepwise(flow) -> bool:
     return bool(getattr(flow, "convolutional", False)) and jax.default_backend() == "cpu"
 
 
-def run_period(*, flow, num_steps, carry, **kwargs):
+def run_period(*, flow, num_steps, carry, length=None, **kwargs):
     """``train_period_jit`` for ``num_steps`` steps, as one scan or (``stepwise(flow)``) as
     ``num_steps`` unrolled one-step calls whose metrics are combined as the scan's are.
-    The two give the same steps: minibatches and noise follow the step counter."""
+    The two give the same steps: minibatches and noise follow the step counter.
+
+    ``length`` (>= ``num_steps``): the scan's length; the steps past ``num_steps`` stay
+    idle (``train_period``'s ``active``). ``fit`` passes its period, so a run's shorter
+    last period reuses the program of the full ones instead of compiling its own."""
     if not stepwise(flow):
-        return train_period_jit(flow=flow, num_steps=num_steps, carry=carry, **kwargs)
+        if length is None:
+            return train_period_jit(flow=flow, num_steps=num_steps, carry=carry, **kwargs)
+        if length < num_steps:
+            raise ValueError(f"run_period: length={length} is below num_steps={num_steps}")
+        return train_period_jit(flow=flow, num_steps=length, carry=carry,
+                                active=jnp.asarray(num_steps, jnp.int32), **kwargs)
     ms = []
     for _ in range(num_steps):
         carry, m = train_period_jit(flow=flow, num_steps=1, carry=carry, unroll=True, **kwargs)

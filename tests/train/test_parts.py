@@ -109,3 +109,30 @@ def test_orbax_is_optional(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "orbax.checkpoint", None)  # as if not installed
     with pytest.raises(ImportError, match=r'checkpoint_dir: .*pip install "nitsjax\[cli\]"'):
         checkpoint.Checkpointer(tmp_path / "ck")
+
+
+def test_idle_tail_of_a_period_changes_nothing():
+    """A period scanned for 5 steps with 3 active equals a 3-step period: same params,
+    step counter and metrics (fit's shorter last period reuses the full period's
+    program this way)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import nitsjax as nj
+    from nitsjax.train import optim, step
+
+    flow = nj.flows.maf(2, layers=1, hidden=(8,))
+    tx = optax.adam(1e-2)
+    carry = step.init_carry(tx, flow.init(jax.random.key(0)), use_ema=True)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(64, 2)), jnp.float32)
+    kw = dict(flow=flow, loss=nj.losses.resolve("nll"), update=tx.update,
+              learning_rate_of=optim.learning_rate_reader(tx), batch_size=16, carry=carry,
+              ema_decay=jnp.asarray(0.9), data=(x, None, None), key=jax.random.key(1))
+    short, m_short = step.run_period(num_steps=3, **kw)
+    idle, m_idle = step.run_period(num_steps=3, length=5, **kw)
+    assert int(idle.step) == int(short.step) == 3
+    for a, b in zip(jax.tree_util.tree_leaves(short), jax.tree_util.tree_leaves(idle)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    for k in m_short:
+        np.testing.assert_allclose(np.asarray(m_short[k]), np.asarray(m_idle[k]), rtol=1e-6)
