@@ -198,3 +198,17 @@ def test_short_fit_of_each_order_improves_on_its_initialisation(order):
     assert np.isfinite(after) and after > before + 0.3
     s = np.asarray(fitted.sample(jax.random.key(5), 500))
     assert np.all(np.isfinite(s)) and abs(s[:, 0].mean() - 0.5) < 0.3
+
+
+@pytest.mark.slow
+def test_hutchinson_log_prob_is_unbiased_for_the_exact_one():
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    exact = dm.diffusion(3, hidden=(8,), eps=1e-3, rtol=1e-4, atol=1e-4, trace="exact")
+    hutch = dm.diffusion(3, hidden=(8,), eps=1e-3, rtol=1e-4, atol=1e-4, trace="hutchinson")
+    params = exact.init(jax.random.key(0), x)
+    want = exact.log_prob(params, x[:2])
+    draws = np.stack([np.asarray(hutch.log_prob(params, x[:2], key=k))
+                      for k in jax.random.split(jax.random.key(1), 64)])
+    se = draws.std(0) / np.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(0) - np.asarray(want)) < 4 * se + 1e-3)
+    assert np.all(se > 0)
