@@ -7,6 +7,7 @@ from nitsjax import (
     bijectors,
     data,
     diagnostics,
+    diffusion,
     distribution_functions,
     distributions,
     flows,
@@ -36,4 +37,5 @@ __all__ = [
     "distribution_functions", "distributions", "fit", "flows", "interop", "losses", "models",
     "nn", "ode", "ordering", "rd", "registry", "results", "root_finding", "snf", "tails",
     "train", "transport", "tt", "diagnostics", "spread",
+    "diffusion",
 ]

@@ -22,6 +22,7 @@ et al., arXiv 2204.07172) train in two ``nj.fit`` stages by their own ``fit`` me
 """
 
 from nitsjax import registry
+from nitsjax.diffusion import diffusion
 from nitsjax.models.ddn import ddn
 from nitsjax.models.generator import Generator, generator
 from nitsjax.models.gm_wae import GMWAE, gm_wae
@@ -35,6 +36,7 @@ registry.register("ddn", ddn, KIND)
 registry.register("mdn", mdn, KIND)
 registry.register("gm_wae", gm_wae, KIND)
 registry.register("two_step", two_step_mlp, KIND)
+registry.register("diffusion", diffusion, KIND)
 
 __all__ = ["GMWAE", "Generator", "TwoStep", "ddn", "generator", "gm_wae", "mdn", "two_step",
            "two_step_mlp"]
