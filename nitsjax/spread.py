@@ -33,9 +33,12 @@ Models (``fit`` trains any of them; each gives an estimate of ``log (q * K)(y)``
 The spread is ``N(0, sigma^2 I)`` by default, fixed. ``fit(..., learn_spread=True)``
 learns it as the paper's abstract describes ("maximize the discriminatory power of a given
 divergence by parameterizing and learning the spread"): the kernel becomes ``N(0, sigma^2
-L L^T)`` with ``L`` lower-triangular of unit determinant (its shape is learned, its volume,
+L L^T)`` with ``L = Q diag(s)`` (a rotation times scales) of unit determinant (its shape
+is learned, its volume,
 ``sigma^d``, stays fixed: without that constraint the divergence grows without bound as the
-noise shrinks onto degenerate data), and ``L`` is trained by gradient *ascent* on an
+noise shrinks onto degenerate data; and each direction's scale is kept within a factor
+``SPREAD_MAX_RATIO`` of ``sigma``: a direction where data and model are both degenerate
+would otherwise shrink to zero), and ``L`` is trained by gradient *ascent* on an
 estimate of the spread KL between data and model, alternating with the model's descent
 step (a min-max game, as a GAN's discriminator). The estimate, per minibatch ``x_1..x_B``
 with ``y_i = x_i + sigma L eps_i``::
@@ -119,30 +122,37 @@ def _log_mean_exp(a, axis=0):
 
 
 # ------------------------------------------------------------ the learned spread
+#: a learned spread's noise scale in any direction stays within [sigma / r, sigma * r]
+SPREAD_MAX_RATIO = 10.0
+
+
 def spread_factor(params):
-    """``L`` (d, d) of a learned spread kernel ``N(0, sigma^2 L L^T)``: lower-triangular
-    with positive diagonal and ``det L = 1``, from the unconstrained ``params["spread"]``
-    (strict lower triangle as is, diagonal ``exp(w_ii - mean_j w_jj)``); None when
-    ``params`` has no learned spread (the kernel is ``N(0, sigma^2 I)``)."""
+    """``L = Q diag(s)`` (d, d) of a learned spread kernel ``N(0, sigma^2 L L^T)``, from
+    the unconstrained ``params["spread"]`` ``w`` (d, d): ``Q = expm(A)`` a rotation,
+    ``A = tril(w, -1) - tril(w, -1)^T``; ``log s = c - mean(c)``, ``c = (log r / 2)
+    tanh(diag w)``, so ``det L = 1`` and every ``s_i`` lies in ``[1/r, r]``
+    (``r = SPREAD_MAX_RATIO``; the strict upper triangle of ``w`` is unused). ``w = 0``
+    gives ``L = I``. None when ``params`` has no learned spread (the kernel is
+    ``N(0, sigma^2 I)``)."""
     if not isinstance(params, dict) or "spread" not in params:
         return None
     w = params["spread"]
-    d = jnp.diagonal(w)
-    return jnp.tril(w, -1) + jnp.diag(jnp.exp(d - jnp.mean(d)))
+    c = 0.5 * math.log(SPREAD_MAX_RATIO) * jnp.tanh(jnp.diagonal(w))
+    low = jnp.tril(w, -1)
+    return jax.scipy.linalg.expm(low - low.T) * jnp.exp(c - jnp.mean(c))[None, :]
 
 
-def _whiten(tril, v):
+def _whiten(factor, v):
     """``L^-1 v`` for the rows of ``v`` (..., d)."""
     flat = v.reshape(-1, v.shape[-1])
-    out = jax.scipy.linalg.solve_triangular(tril, flat.T, lower=True).T
-    return out.reshape(v.shape)
+    return jnp.linalg.solve(factor, flat.T).T.reshape(v.shape)
 
 
-def _log_spread_data(tril, y, x, sigma):
+def _log_spread_data(factor, y, x, sigma):
     """``log (1/B) sum_j N(y_i; x_j, sigma^2 L L^T)`` (B,): the spread density of the
-    minibatch ``x`` (B, d) at ``y`` (B, d) (``tril=None``: ``L = I``)."""
-    if tril is not None:
-        y, x = _whiten(tril, y), _whiten(tril, x)
+    minibatch ``x`` (B, d) at ``y`` (B, d) (``factor=None``: ``L = I``)."""
+    if factor is not None:
+        y, x = _whiten(factor, y), _whiten(factor, x)
     d2 = jnp.sum((y[:, None, :] - x[None, :, :]) ** 2, -1)
     log_k = -0.5 * d2 / sigma**2 - y.shape[-1] * (jnp.log(sigma) + 0.5 * math.log(2 * math.pi))
     return _log_mean_exp(log_k, axis=1)
@@ -154,10 +164,10 @@ def spread_kl(model, params, x, sigma, key, num_samples: int = 16):
     (its ``spread_log_prob``); the kernel ``N(0, sigma^2 L L^T)`` of ``params``. What
     ``fit(learn_spread=True)`` maximises over ``L``."""
     k_noise, k_is = jax.random.split(key)
-    tril = spread_factor(params)
+    factor = spread_factor(params)
     eps = jax.random.normal(k_noise, x.shape, x.dtype)
-    y = x + sigma * (eps if tril is None else eps @ tril.T)
-    return jnp.mean(_log_spread_data(tril, y, x, sigma)
+    y = x + sigma * (eps if factor is None else eps @ factor.T)
+    return jnp.mean(_log_spread_data(factor, y, x, sigma)
                     - model.spread_log_prob(params, y, sigma, k_is, num_samples))
 
 
@@ -205,9 +215,9 @@ class LinearICA:
         ``m = C A^T y / sigma^2``, as proposal, in the coordinates ``L^-1 y`` where the
         noise is isotropic (``det L = 1``: no Jacobian)."""
         a = params["mixing"]
-        tril = spread_factor(params)
-        if tril is not None:
-            a, y = _whiten(tril, a.T).T, _whiten(tril, y)
+        factor = spread_factor(params)
+        if factor is not None:
+            a, y = _whiten(factor, a.T).T, _whiten(factor, y)
         d = self.n_sources
         prec = a.T @ a / sigma**2 + jnp.eye(d)
         chol_prec = jnp.linalg.cholesky(prec)
@@ -273,9 +283,9 @@ class Generator:
         z = mu + jnp.exp(log_sd) * eps
         log_r = _log_normal(z, mu, jnp.exp(log_sd))
         g = self.generate(params, z)
-        tril = spread_factor(params)
-        if tril is not None:  # N(y; g, sigma^2 L L^T) = N(L^-1 y; L^-1 g, sigma^2 I)
-            y, g = _whiten(tril, y), _whiten(tril, g)
+        factor = spread_factor(params)
+        if factor is not None:  # N(y; g, sigma^2 L L^T) = N(L^-1 y; L^-1 g, sigma^2 I)
+            y, g = _whiten(factor, y), _whiten(factor, g)
         log_w = _log_normal(z, 0.0, 1.0) + _log_normal(y, g, sigma) - log_r
         return _log_mean_exp(log_w)
 
@@ -293,9 +303,9 @@ def _train(model, tx, tx_spread, params, x, key, sigma, *, steps, batch_size, nu
 
     def loss_fn(p, xb, k):
         k_noise, k_is = jax.random.split(k)
-        tril = spread_factor(p)
+        factor = spread_factor(p)
         eps = jax.random.normal(k_noise, xb.shape, xb.dtype)
-        y = xb + sigma * (eps if tril is None else eps @ tril.T)
+        y = xb + sigma * (eps if factor is None else eps @ factor.T)
         return -jnp.mean(model.spread_log_prob(p, y, sigma, k_is, num_samples))
 
     def with_spread(p, w):
@@ -435,5 +445,5 @@ class SpreadNLL:
         _check_nll(model)
 
 
-__all__ = ["Generator", "LinearICA", "SPREAD_SAMPLES", "SpreadNLL", "amari_distance",
-           "check_sigma", "fit", "spread_factor", "spread_kl"]
+__all__ = ["Generator", "LinearICA", "SPREAD_MAX_RATIO", "SPREAD_SAMPLES", "SpreadNLL",
+           "amari_distance", "check_sigma", "fit", "spread_factor", "spread_kl"]
