@@ -144,25 +144,29 @@ def test_learned_spread_kernel_is_the_full_covariance_gaussian():
 
 @pytest.mark.slow
 def test_learned_spread_raises_the_divergence_it_is_trained_on():
-    """fit(learn_spread=True) on undercomplete ICA: the learned kernel keeps det 1 and the
-    spread KL estimate of the final model is larger under it than under L = I."""
+    """fit(learn_spread=True) on undercomplete ICA with the model all but frozen (learning
+    rate 1e-9): the spread's ascent alone must raise the spread KL estimate of that model
+    above its value under L = I, keeping det L = 1; a normal run stays finite."""
     from nitsjax.spread import spread_factor, spread_kl
 
     rng = np.random.default_rng(0)
     a = np.array([[1.0, 0.4], [-0.5, 1.0], [0.3, 0.8]])
     x = jnp.asarray((rng.laplace(size=(1000, 2)) / np.sqrt(2)) @ a.T, jnp.float32)
     model = LinearICA(3, 2)
-    params, losses = nj.spread.fit(model, model.init(jax.random.key(1)), x, sigma=0.05,
-                                   key=jax.random.key(2), steps=300, learning_rate=1e-2,
-                                   learn_spread=True)
+    p0 = model.init(jax.random.key(1))
+    params, _ = nj.spread.fit(model, p0, x, sigma=0.1, key=jax.random.key(2), steps=200,
+                              learning_rate=1e-9, spread_learning_rate=3e-2,
+                              learn_spread=True)
+    np.testing.assert_allclose(params["mixing"], p0["mixing"], atol=1e-5)
     tril = spread_factor(params)
-    assert np.all(np.isfinite(losses)) and tril.shape == (3, 3)
     assert float(jnp.linalg.det(tril)) == pytest.approx(1.0, abs=1e-4)
-    fixed = {k: v for k, v in params.items() if k != "spread"}
     keys = jax.random.split(jax.random.key(3), 8)
-    kl = [np.mean([float(spread_kl(model, p, x[:256], 0.05, k)) for k in keys])
-          for p in (params, fixed)]
-    assert kl[0] > kl[1], kl
+    kl = [np.mean([float(spread_kl(model, p, x[:256], 0.1, k)) for k in keys])
+          for p in (params, p0)]
+    assert kl[0] > kl[1] + 0.1, kl
+    params, losses = nj.spread.fit(model, p0, x, sigma=0.05, key=jax.random.key(2),
+                                   steps=300, learning_rate=1e-2, learn_spread=True)
+    assert np.all(np.isfinite(losses)) and np.all(np.isfinite(params["mixing"]))
     with pytest.raises(ValueError, match="spread_learning_rate"):
         nj.spread.fit(model, params, x, sigma=0.05, key=jax.random.key(0),
                       learn_spread=True, spread_learning_rate=-1.0)
