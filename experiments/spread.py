@@ -8,6 +8,10 @@ latent trained by spread MLE, a MAF by plain MLE, a MAF with ``fit(spread=)``; m
 distance of samples to the circle and KS distance of their angle to the truth.
 
     nice -n 10 python -m experiments.spread
+    nice -n 10 python -m experiments.spread --learned   # fixed vs learned spread only
+
+``--learned``: the undercomplete ICA and the generator on the circle with the spread fixed
+(``N(0, sigma^2 I)``) and learned (``fit(learn_spread=True)``), same data, seeds, budgets.
 
 Writes experiments/results/spread_manifold.png and prints markdown tables.
 """
@@ -117,9 +121,55 @@ def manifold(rng, sigma=0.05):
     fig.savefig(OUT / "spread_manifold.png", dpi=110)
 
 
+def learned(rng, steps=3000):
+    """Fixed against learned spread: undercomplete ICA (Amari distance) and the 1-D-latent
+    generator on the circle (distance to the curve, KS of the angle)."""
+    from nitsjax.spread import spread_factor
+
+    print("| model | spread | sigma | result | wall s |")
+    print("|---|---|---|---|---|")
+    a = np.array([[1.0, 0.4], [-0.5, 1.0], [0.3, 0.8]])
+    rng.laplace(size=(2000, 2))  # the square run's draw in ica(): the same data as there
+    x = jnp.asarray((rng.laplace(size=(2000, 2)) / np.sqrt(2)) @ a.T, jnp.float32)
+    for sigma in (0.05, 0.3):
+        for learn in (False, True):
+            t = time.time()
+            model = LinearICA(*a.shape)
+            p, _ = nj.spread.fit(model, model.init(jax.random.key(1)), x, sigma=sigma,
+                                 key=jax.random.key(2), steps=steps, learning_rate=1e-2,
+                                 learn_spread=learn)
+            what = "learned" if learn else "fixed"
+            print(f"| ICA 3 x 2 | {what} | {sigma} | Amari {amari_distance(a, p['mixing']):.3f}"
+                  f" | {time.time() - t:.0f} |", flush=True)
+            if learn:
+                print(f"  learned L = {np.round(np.asarray(spread_factor(p)), 3).tolist()}")
+    xc, xt = circle(2000, rng), circle(5000, rng)
+    truth = np.arctan2(xt[:, 1], xt[:, 0])
+    for learn in (False, True):
+        t = time.time()
+        gen = Generator(2, 1, hidden=(64, 64))
+        p, _ = nj.spread.fit(gen, gen.init(jax.random.key(0)), xc, sigma=0.05,
+                             key=jax.random.key(1), steps=4000, learning_rate=2e-3,
+                             learn_spread=learn)
+        s = np.asarray(gen.sample(p, jax.random.key(2), 5000))
+        dist = np.mean(np.abs(np.linalg.norm(s, axis=1) - 1))
+        k = ks(np.arctan2(s[:, 1], s[:, 0]), truth)
+        what = "learned" if learn else "fixed"
+        print(f"| generator 1-D latent, circle | {what} | 0.05 | distance {dist:.4f}, KS {k:.3f}"
+              f" | {time.time() - t:.0f} |", flush=True)
+        if learn:
+            print(f"  learned L = {np.round(np.asarray(spread_factor(p)), 3).tolist()}")
+
+
 if __name__ == "__main__":
+    import sys
+
     t0 = time.time()
     rng = np.random.default_rng(0)
+    if "--learned" in sys.argv:
+        learned(rng)
+        print(f"wall time {time.time() - t0:.0f} s")
+        sys.exit(0)
     ica(rng)
     print(f"ICA wall time {time.time() - t0:.0f} s")
     t1 = time.time()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 COMMANDS = ("train", "eval", "sample", "demo")
+COMMANDS += ("rd",)  # rate-distortion bounds of a source (nitsjax.app.rd)
 EXTRA_HINT = 'pip install "nitsjax[cli]"'
 
 USAGE = """\
@@ -41,6 +42,9 @@ commands:
   sample   samples of a trained run to .npy (data units) and a figure
              nitsjax sample run=<run folder> n=1000
   demo     the default model on embedded data (2-D toy + sklearn digits), a few minutes
+  rd       rate-distortion sandwich bounds of a source (nitsjax.rd), metrics and a figure
+             nitsjax rd source=banana rd.lambdas=[0.5,1,2,4,8]
+             nitsjax rd data=mnist n=20000 rd.upper.latent_dim=32 rd.lower_lambdas=[0.02,0.1]
 
 `nitsjax <command> --help` lists the command's config groups, values and every option of
 the chosen model and of training (from their signatures and docstrings);
@@ -171,6 +175,10 @@ def _task(command: str):
             elif command == "sample":
                 ex.run_sample(cfg.run, cfg.n, cfg.seed, cfg.out, cfg.plot, cfg.data_root,
                               out_dir=ex.hydra_output_dir())
+            elif command == "rd":
+                from nitsjax.app.rd import run_rd
+
+                run_rd(cfg, validated=True)
         except (ConfigError, FileNotFoundError, PermissionError, DataFormatError) as err:
             # bad config, missing / refused / malformed data file: a message, no traceback
             print(f"nitsjax {command}: {err}", file=sys.stderr)
@@ -347,6 +355,8 @@ class _Composer:
             for d in ("data",) if self.command == "train" else ("toy_data", "image_data"):
                 ex.data_options(job[d])
                 fit_dequantize(job[d], inspect.signature(fit).parameters)
+        if self.command == "rd" and job.source == "data":  # data keys vs the loader
+            ex.data_options(job.data)
         try:  # the output folder must resolve (it may interpolate job values)
             str(cfg.hydra.run.dir)
         except Exception as err:  # noqa: BLE001

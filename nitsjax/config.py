@@ -20,6 +20,7 @@ notebook exactly as the command line does.
 Layout (``configs/``)::
 
     train.yaml eval.yaml sample.yaml demo.yaml   one primary config per command
+    rd.yaml                                       (and rd: schema RdConfig, nitsjax.app.rd)
     model/<name>.yaml                             flow presets (schema: the constructor)
     data/<name>.yaml                              data set presets (schema: the loader)
     train/{default,fast,demo,...}.yaml            optimisation presets (schema: fit)
@@ -210,8 +211,11 @@ PRIMARY = COMMANDS  # one primary config per command (configs/<command>.yaml)
 
 def primary_schemas() -> dict[str, type]:
     """``{command: schema}`` of the primary configs."""
+    from nitsjax.app.rd import RdConfig
+
     return {"train": RunConfig, "eval": command_schema("eval"),
-            "sample": command_schema("sample"), "demo": DemoConfig}
+            "sample": command_schema("sample"), "demo": DemoConfig,
+            "rd": RdConfig}
 
 
 def model_schemas() -> dict[str, type]:
@@ -340,6 +344,10 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
         ]
     elif command == "sample":
         checks += [("n", cfg.n >= 1, ">= 1")]
+    elif command == "rd":
+        from nitsjax.app.rd import checks as rd_checks
+
+        checks += rd_checks(cfg)
     for key, ok, expected in checks:
         if not ok:
             got = OmegaConf.select(cfg, key)

@@ -30,8 +30,26 @@ Models (``fit`` trains any of them; each gives an estimate of ``log (q * K)(y)``
   ``log (q * K)(y)`` is estimated by importance sampling with an amortised Gaussian
   encoder ``r(z | y)`` trained jointly (the IWAE bound; ``num_samples=1``: the ELBO).
 
-The spread ``sigma`` is fixed. The paper also learns the spread (the noise covariance) to
-maximise the divergence; that is not implemented here.
+The spread is ``N(0, sigma^2 I)`` by default, fixed. ``fit(..., learn_spread=True)``
+learns it as the paper's abstract describes ("maximize the discriminatory power of a given
+divergence by parameterizing and learning the spread"): the kernel becomes ``N(0, sigma^2
+L L^T)`` with ``L = Q diag(s)`` (a rotation times scales) of unit determinant (its shape
+is learned, its volume,
+``sigma^d``, stays fixed: without that constraint the divergence grows without bound as the
+noise shrinks onto degenerate data; and each direction's scale is kept within a factor
+``SPREAD_MAX_RATIO`` of ``sigma``: a direction where data and model are both degenerate
+would otherwise shrink to zero), and ``L`` is trained by gradient *ascent* on an
+estimate of the spread KL between data and model, alternating with the model's descent
+step (a min-max game, as a GAN's discriminator). The estimate, per minibatch ``x_1..x_B``
+with ``y_i = x_i + sigma L eps_i``::
+
+    KL ~ mean_i [ log (1/B) sum_j N(y_i; x_j, sigma^2 L L^T)  -  log (q * K)(y_i) ]
+
+(the data's spread density as the kernel mixture over the minibatch, the model's as the
+model's own estimate below). How the paper parameterises and estimates this was not
+readable here (only its abstract): this is our construction from it. ``L`` is returned in
+the params (``params["spread"]``, unconstrained; ``spread_factor(params)`` gives ``L``),
+and every estimate uses it when present.
 
 For flows, ``nitsjax.fit(..., spread=sigma)`` trains by the same objective with the
 ``SpreadNLL`` loss below; ``amari_distance`` scores a recovered mixing matrix.
@@ -103,6 +121,56 @@ def _log_mean_exp(a, axis=0):
     return jax.nn.logsumexp(a, axis=axis) - math.log(a.shape[axis])
 
 
+# ------------------------------------------------------------ the learned spread
+#: a learned spread's noise scale in any direction stays within [sigma / r, sigma * r]
+SPREAD_MAX_RATIO = 10.0
+
+
+def spread_factor(params):
+    """``L = Q diag(s)`` (d, d) of a learned spread kernel ``N(0, sigma^2 L L^T)``, from
+    the unconstrained ``params["spread"]`` ``w`` (d, d): ``Q = expm(A)`` a rotation,
+    ``A = tril(w, -1) - tril(w, -1)^T``; ``log s = c - mean(c)``, ``c = (log r / 2)
+    tanh(diag w)``, so ``det L = 1`` and every ``s_i`` lies in ``[1/r, r]``
+    (``r = SPREAD_MAX_RATIO``; the strict upper triangle of ``w`` is unused). ``w = 0``
+    gives ``L = I``. None when ``params`` has no learned spread (the kernel is
+    ``N(0, sigma^2 I)``)."""
+    if not isinstance(params, dict) or "spread" not in params:
+        return None
+    w = params["spread"]
+    c = 0.5 * math.log(SPREAD_MAX_RATIO) * jnp.tanh(jnp.diagonal(w))
+    low = jnp.tril(w, -1)
+    return jax.scipy.linalg.expm(low - low.T) * jnp.exp(c - jnp.mean(c))[None, :]
+
+
+def _whiten(factor, v):
+    """``L^-1 v`` for the rows of ``v`` (..., d)."""
+    flat = v.reshape(-1, v.shape[-1])
+    return jnp.linalg.solve(factor, flat.T).T.reshape(v.shape)
+
+
+def _log_spread_data(factor, y, x, sigma):
+    """``log (1/B) sum_j N(y_i; x_j, sigma^2 L L^T)`` (B,): the spread density of the
+    minibatch ``x`` (B, d) at ``y`` (B, d) (``factor=None``: ``L = I``)."""
+    if factor is not None:
+        y, x = _whiten(factor, y), _whiten(factor, x)
+    d2 = jnp.sum((y[:, None, :] - x[None, :, :]) ** 2, -1)
+    log_k = -0.5 * d2 / sigma**2 - y.shape[-1] * (jnp.log(sigma) + 0.5 * math.log(2 * math.pi))
+    return _log_mean_exp(log_k, axis=1)
+
+
+def spread_kl(model, params, x, sigma, key, num_samples: int = 16):
+    """Estimate of the spread KL ``KL(p * K || q * K)`` (nats) between the rows of ``x``
+    (B, d: the data's spread density is the kernel mixture over these rows) and ``model``
+    (its ``spread_log_prob``); the kernel ``N(0, sigma^2 L L^T)`` of ``params``. What
+    ``fit(learn_spread=True)`` maximises over ``L``."""
+    k_noise, k_is = jax.random.split(key)
+    factor = spread_factor(params)
+    eps = jax.random.normal(k_noise, x.shape, x.dtype)
+    y = x + sigma * (eps if factor is None else eps @ factor.T)
+    return jnp.mean(_log_spread_data(factor, y, x, sigma)
+                    - model.spread_log_prob(params, y, sigma, k_is, num_samples))
+
+
 # ---------------------------------------------------------------------- models
 @dataclasses.dataclass(frozen=True)
 class LinearICA:
@@ -141,10 +209,15 @@ class LinearICA:
         return s @ params["mixing"].T
 
     def spread_log_prob(self, params, y, sigma, key, num_samples):
-        """Estimate of ``log (q * N(0, sigma^2 I))(y)`` (n,): importance sampling over the
-        sources with the linear-Gaussian posterior ``N(m, C)``, ``C = sigma^2 (A^T A +
-        sigma^2 I)^-1``, ``m = C A^T y / sigma^2``, as proposal."""
+        """Estimate of ``log (q * N(0, sigma^2 L L^T))(y)`` (n,) (``L = I`` unless
+        ``params`` holds a learned spread): importance sampling over the sources with the
+        linear-Gaussian posterior ``N(m, C)``, ``C = sigma^2 (A^T A + sigma^2 I)^-1``,
+        ``m = C A^T y / sigma^2``, as proposal, in the coordinates ``L^-1 y`` where the
+        noise is isotropic (``det L = 1``: no Jacobian)."""
         a = params["mixing"]
+        factor = spread_factor(params)
+        if factor is not None:
+            a, y = _whiten(factor, a.T).T, _whiten(factor, y)
         d = self.n_sources
         prec = a.T @ a / sigma**2 + jnp.eye(d)
         chol_prec = jnp.linalg.cholesky(prec)
@@ -202,44 +275,72 @@ class Generator:
         return self.generate(params, jax.random.normal(key, (n, self.latent_dim)))
 
     def spread_log_prob(self, params, y, sigma, key, num_samples):
-        """IWAE estimate of ``log (q * N(0, sigma^2 I))(y)`` (n,) with the encoder."""
+        """IWAE estimate of ``log (q * N(0, sigma^2 L L^T))(y)`` (n,) with the encoder
+        (``L = I`` unless ``params`` holds a learned spread)."""
         out = _mlp(params["encoder"], y)
         mu, log_sd = out[:, :self.latent_dim], jnp.clip(out[:, self.latent_dim:], -7.0, 2.0)
         eps = jax.random.normal(key, (num_samples,) + mu.shape, y.dtype)
         z = mu + jnp.exp(log_sd) * eps
         log_r = _log_normal(z, mu, jnp.exp(log_sd))
-        log_w = (_log_normal(z, 0.0, 1.0) + _log_normal(y, self.generate(params, z), sigma)
-                 - log_r)
+        g = self.generate(params, z)
+        factor = spread_factor(params)
+        if factor is not None:  # N(y; g, sigma^2 L L^T) = N(L^-1 y; L^-1 g, sigma^2 I)
+            y, g = _whiten(factor, y), _whiten(factor, g)
+        log_w = _log_normal(z, 0.0, 1.0) + _log_normal(y, g, sigma) - log_r
         return _log_mean_exp(log_w)
 
 
 # ------------------------------------------------------------------------- fit
-@functools.partial(jax.jit, static_argnames=("model", "tx", "steps", "batch_size",
-                                             "num_samples"))
-def _train(model, tx, params, x, key, sigma, *, steps, batch_size, num_samples):
+@functools.partial(jax.jit, static_argnames=("model", "tx", "tx_spread", "steps",
+                                             "batch_size", "num_samples"))
+def _train(model, tx, tx_spread, params, x, key, sigma, *, steps, batch_size, num_samples):
+    """Adam on the spread NLL; with ``tx_spread`` (a learned spread) each step first
+    takes an ascent step of the spread (``params["spread"]``) on ``spread_kl``, then the
+    model's descent step under the updated spread."""
+    learn = tx_spread is not None
+    params = dict(params)
+    spread = params.pop("spread", None)  # the kernel's factor: never a descent variable
+
     def loss_fn(p, xb, k):
         k_noise, k_is = jax.random.split(k)
-        y = xb + sigma * jax.random.normal(k_noise, xb.shape, xb.dtype)
+        factor = spread_factor(p)
+        eps = jax.random.normal(k_noise, xb.shape, xb.dtype)
+        y = xb + sigma * (eps if factor is None else eps @ factor.T)
         return -jnp.mean(model.spread_log_prob(p, y, sigma, k_is, num_samples))
 
-    def step(carry, k):
-        p, opt = carry
-        k_batch, k_loss = jax.random.split(k)
-        idx = jax.random.choice(k_batch, x.shape[0], (batch_size,), replace=False)
-        value, grads = jax.value_and_grad(loss_fn)(p, x[idx], k_loss)
-        updates, opt = tx.update(grads, opt, p)
-        return (optax.apply_updates(p, updates), opt), value
+    def with_spread(p, w):
+        return p if w is None else {**p, "spread": w}
 
-    (params, _), values = jax.lax.scan(step, (params, tx.init(params)),
-                                       jax.random.split(key, steps))
-    return params, values
+    def step(carry, k):
+        p, opt, w, opt_w = carry
+        k_batch, k_loss, k_kl = jax.random.split(k, 3)
+        idx = jax.random.choice(k_batch, x.shape[0], (batch_size,), replace=False)
+        xb = x[idx]
+        if learn:  # ascent of the spread on the KL estimate, the model held fixed
+            g_w = jax.grad(lambda w: -spread_kl(model, with_spread(p, w), xb, sigma, k_kl,
+                                                num_samples))(w)
+            u_w, opt_w = tx_spread.update(g_w, opt_w, w)
+            w = optax.apply_updates(w, u_w)
+        w_fixed = None if w is None else jax.lax.stop_gradient(w)
+        value, grads = jax.value_and_grad(lambda p: loss_fn(with_spread(p, w_fixed), xb,
+                                                            k_loss))(p)
+        updates, opt = tx.update(grads, opt, p)
+        return (optax.apply_updates(p, updates), opt, w, opt_w), value
+
+    opt_w = tx_spread.init(spread) if learn else None
+    (params, _, spread, _), values = jax.lax.scan(
+        step, (params, tx.init(params), spread, opt_w), jax.random.split(key, steps))
+    return with_spread(params, spread), values
 
 
 def fit(model, params, x, *, sigma: float, key, steps: int = 2000, batch_size: int = 256,
-        learning_rate: float = 1e-3, num_samples: int = 16):
+        learning_rate: float = 1e-3, num_samples: int = 16, learn_spread: bool = False,
+        spread_learning_rate: float | None = None):
     """Spread maximum likelihood: train ``model`` (``LinearICA``, ``Generator``) on
     ``x`` ``(n, data_dim)`` by maximising the estimate of ``log (q * K)(x + sigma * eps)``,
-    ``K = N(0, sigma^2 I)``, fresh noise every step (Adam, one jitted scan).
+    ``K = N(0, sigma^2 I)``, fresh noise every step (Adam, one jitted scan); with
+    ``learn_spread`` the kernel ``N(0, sigma^2 L L^T)`` is learned to maximise the spread
+    divergence, alternating with the model's steps (module docstring).
 
     Args:
       model: a ``LinearICA`` or ``Generator`` (anything with ``data_dim`` and
@@ -250,9 +351,15 @@ def fit(model, params, x, *, sigma: float, key, steps: int = 2000, batch_size: i
       key: PRNG key (minibatches, spread noise, importance samples).
       steps, batch_size, learning_rate: Adam optimisation (``batch_size <= n``).
       num_samples: importance samples per row of the spread likelihood estimate.
+      learn_spread: learn the kernel's shape ``L`` (``det L = 1``: the volume ``sigma^d``
+        stays) by gradient ascent on ``spread_kl``, one ascent step before each model
+        step; starts from ``params["spread"]`` if present, else ``L = I``. False: the
+        kernel is fixed (``N(0, sigma^2 I)``, or ``params["spread"]`` if present).
+      spread_learning_rate: Adam rate of the spread's ascent (default ``learning_rate``).
 
     Returns:
-      ``(params, losses)``: trained params and the per-step spread NLL estimate
+      ``(params, losses)``: trained params (with ``"spread"``, the unconstrained
+      ``L``, when learned: ``spread_factor(params)``) and the per-step spread NLL estimate
       ``(steps,)`` (nats per row).
     """
     dim = getattr(model, "data_dim", None)
@@ -272,9 +379,22 @@ def fit(model, params, x, *, sigma: float, key, steps: int = 2000, batch_size: i
                          f"n={x.shape[0]}; pass batch_size <= {x.shape[0]}")
     if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
         raise ValueError(f"learning_rate: expected a number > 0, got {learning_rate!r}")
+    if not isinstance(learn_spread, bool):
+        raise ValueError(f"learn_spread: expected True or False, got {learn_spread!r}")
+    rate_w = learning_rate if spread_learning_rate is None else spread_learning_rate
+    if not (isinstance(rate_w, (int, float)) and not isinstance(rate_w, bool) and rate_w > 0):
+        raise ValueError(f"spread_learning_rate: expected a number > 0 or None, got "
+                         f"{spread_learning_rate!r}")
     tx = _adam(float(learning_rate))
     x = jnp.asarray(x, jnp.result_type(float))
-    params, losses = _train(model, tx, params, x, key, jnp.asarray(sigma, x.dtype),
+    params = dict(params)
+    if learn_spread and "spread" not in params:
+        params["spread"] = jnp.zeros((dim, dim), x.dtype)  # L = I: the fixed spread
+    if "spread" in params and np.shape(params["spread"]) != (dim, dim):
+        raise ValueError(f"params['spread']: expected the ({dim}, {dim}) spread factor, got "
+                         f"shape {np.shape(params['spread'])}")
+    params, losses = _train(model, tx, _adam(float(rate_w)) if learn_spread else None,
+                            params, x, key, jnp.asarray(sigma, x.dtype),
                             steps=steps, batch_size=batch_size, num_samples=num_samples)
     return params, np.asarray(losses)
 
@@ -325,5 +445,5 @@ class SpreadNLL:
         _check_nll(model)
 
 
-__all__ = ["Generator", "LinearICA", "SPREAD_SAMPLES", "SpreadNLL", "amari_distance",
-           "check_sigma", "fit"]
+__all__ = ["Generator", "LinearICA", "SPREAD_MAX_RATIO", "SPREAD_SAMPLES", "SpreadNLL",
+           "amari_distance", "check_sigma", "fit", "spread_factor", "spread_kl"]

@@ -79,6 +79,17 @@ def options_help(cfg, command: str = "train") -> str:
                          positional=True)
         return "\n".join(line.replace("  .", "  ", 1) for line in lines)
 
+    if command == "rd":  # the bounds' signatures, then the data set's loader
+        from nitsjax.app.rd import options_sections
+
+        lines = []
+        for section in options_sections(cfg):
+            lines += _section(*section)
+        data = OmegaConf.to_container(cfg.data, resolve=False)
+        lines += _section(f"Data options (data={data['name']}, with source=data)", "data",
+                          data_loader(data["name"]), data, DATA_SUPPLIED, positional=True)
+        return "\n".join(lines)
+
     model = OmegaConf.to_container(cfg.model, resolve=False)
     train = OmegaConf.to_container(cfg.train, resolve=False)
     ctor = flow_constructor(model["name"])

@@ -27,9 +27,15 @@ Gaussian decoder of fixed scale ``obs_scale`` (also summed exactly over k)::
                              + KL(q_C(z|k,x) || N(mu_k, sigma^2)) ]
             + KL(q_D(k|x) || 1/K) + dim/2 log(2 pi obs_scale^2)
 
-The prior's means are fixed (not learned): ``latent_dim >= K``: ``mu_k = prior_distance /
+The prior's means are fixed by default: ``latent_dim >= K``: ``mu_k = prior_distance /
 sqrt(2) e_k`` (every pair of means ``prior_distance`` apart); otherwise K points of norm
-``prior_distance / sqrt(2)`` drawn once from a fixed key.
+``prior_distance / sqrt(2)`` drawn once from a fixed key. ``learn_prior=True`` makes the
+means ``mu_k`` and one scale ``sigma_k`` per component parameters (``params["prior"]``:
+``{"means": (K, latent_dim), "log_sigma": (K,)}``, starting at the fixed arrangement and
+``prior_sigma``), trained by the same objective (the MMD's or the ELBO's gradient in
+them). Whether the paper learns them could not be checked here (its text was not
+reachable); the default keeps them fixed, and the MMD kernel's scales stay set by
+``prior_sigma`` either way.
 
 Training: ``nj.fit(model, params, train, val, loss="objective")`` (the registered loss
 that minimises a model's own ``objective_batch``; ``nitsjax.losses.objective``); the CLI
@@ -106,8 +112,8 @@ class GMWAE:
 
     Attributes:
       dim: size of ``x`` (flattened); image_shape: ``(H, W[, C])`` or None.
-      K, latent_dim, hidden, objective, lam, prior_sigma, prior_distance, obs_scale: as
-        given to ``gm_wae``.
+      K, latent_dim, hidden, objective, lam, prior_sigma, prior_distance, obs_scale,
+        learn_prior: as given to ``gm_wae``.
     """
 
     dim: int
@@ -122,6 +128,7 @@ class GMWAE:
     image_shape: Optional[tuple] = None
     name: str = "gm_wae"
     context_dim: Optional[int] = None
+    learn_prior: bool = False
 
     #: what ``nitsjax train`` passes as ``loss`` when ``train.loss`` is left at its default
     default_loss = "objective"
@@ -136,13 +143,22 @@ class GMWAE:
     def decoder(self) -> MLP:
         return MLP(hidden=tuple(reversed(self.hidden)), out_dim=self.dim, activation=nn.gelu)
 
-    def prior_means(self) -> Array:
-        """``(K, latent_dim)``: the fixed means ``mu_k`` of the prior's components."""
+    def prior_means(self, params=None) -> Array:
+        """``(K, latent_dim)``: the means ``mu_k`` of the prior's components (the learned
+        ones of ``params`` with ``learn_prior``, else the fixed arrangement)."""
+        if self.learn_prior and params is not None:
+            return params["prior"]["means"]
         r = self.prior_distance / math.sqrt(2.0)
         if self.latent_dim >= self.K:
             return r * jnp.eye(self.K, self.latent_dim)
         u = np.random.default_rng(0).normal(size=(self.K, self.latent_dim))
         return jnp.asarray(r * u / np.linalg.norm(u, axis=1, keepdims=True), jnp.float32)
+
+    def prior_sigmas(self, params=None) -> Array:
+        """``(K,)``: the standard deviations ``sigma_k`` of the prior's components."""
+        if self.learn_prior and params is not None:
+            return jnp.exp(params["prior"]["log_sigma"])
+        return jnp.full((self.K,), self.prior_sigma, jnp.float32)
 
     # --------------------------------------------------------------- pure functions
     def init(self, key, x=None, context=None):
@@ -154,11 +170,15 @@ class GMWAE:
 
     def _init_params(self, key):
         k_enc, k_dec = jax.random.split(key)
-        return {
+        params = {
             "encoder": self.encoder.init(k_enc, jnp.zeros((self.dim,), jnp.float32))["params"],
             "decoder": self.decoder.init(
                 k_dec, jnp.zeros((self.latent_dim,), jnp.float32))["params"],
         }
+        if self.learn_prior:  # starts at the fixed prior
+            params["prior"] = {"means": self.prior_means(),
+                               "log_sigma": jnp.log(self.prior_sigmas())}
+        return params
 
     def encode(self, params, x: Array):
         """``(logits (n, K), means (n, K, latent_dim), log_scales (n, K, latent_dim))``:
@@ -193,8 +213,8 @@ class GMWAE:
         q = jax.nn.softmax(logits, axis=-1)
         rec = jnp.mean(jnp.sum(q * self._reconstruction_errors(params, x, z), axis=-1))
         n = x.shape[0]
-        zp = self.prior_means()[None] + self.prior_sigma * jax.random.normal(
-            k_p, (n, self.K, self.latent_dim), z.dtype)
+        zp = self.prior_means(params)[None] + self.prior_sigmas(params)[None, :, None] * \
+            jax.random.normal(k_p, (n, self.K, self.latent_dim), z.dtype)
         wp = jnp.full((n, self.K), 1.0 / self.K, z.dtype)
         scale = 2.0 * self.latent_dim * self.prior_sigma ** 2
         if n <= MMD_BLOCK:
@@ -218,8 +238,9 @@ class GMWAE:
         s2 = self.obs_scale ** 2
         nll = (self._reconstruction_errors(params, x, z) / (2 * s2)
                + 0.5 * self.dim * math.log(2 * math.pi * s2))
-        var_ratio = jnp.exp(2 * log_scale) / self.prior_sigma ** 2
-        diff2 = (mean - self.prior_means()[None]) ** 2 / self.prior_sigma ** 2
+        s2_prior = self.prior_sigmas(params)[None, :, None] ** 2
+        var_ratio = jnp.exp(2 * log_scale) / s2_prior
+        diff2 = (mean - self.prior_means(params)[None]) ** 2 / s2_prior
         kl_z = 0.5 * jnp.sum(var_ratio + diff2 - 1.0 - jnp.log(var_ratio), axis=-1)
         kl_k = jnp.sum(q * (log_q + math.log(self.K)), axis=-1)
         return jnp.sum(q * (nll + kl_z), axis=-1) + kl_k
@@ -242,8 +263,8 @@ class GMWAE:
         else:
             k = jnp.broadcast_to(jnp.asarray(component, jnp.int32), (n,))
         dtype = jax.tree_util.tree_leaves(params["decoder"])[0].dtype
-        z = self.prior_means()[k] + self.prior_sigma * jax.random.normal(
-            k_z, (n, self.latent_dim), dtype)
+        z = self.prior_means(params)[k] + self.prior_sigmas(params)[k][:, None] * \
+            jax.random.normal(k_z, (n, self.latent_dim), dtype)
         return self.decode(params, z)
 
     # ------------------------------------------------------------- checked user API
@@ -323,7 +344,7 @@ def _positive_float(v, name) -> float:
 def gm_wae(dim: Union[int, Sequence[int]], *, K: int = 10, latent_dim: int = 8,
            hidden: Sequence[int] = (256, 256), objective: str = "wae", lam: float = 10.0,
            prior_sigma: float = 1.0, prior_distance: float = 4.0,
-           obs_scale: float = 0.3) -> GMWAE:
+           obs_scale: float = 0.3, learn_prior: bool = False) -> GMWAE:
     """A Gaussian-mixture latent variable model trained as a WAE (Gaujac et al., arXiv
     1806.04465) or, with ``objective="elbo"``, as a GM-VAE.
 
@@ -338,6 +359,9 @@ def gm_wae(dim: Union[int, Sequence[int]], *, K: int = 10, latent_dim: int = 8,
       prior_sigma: standard deviation of each prior component ``N(mu_k, sigma^2 I)``.
       prior_distance: distance between the fixed prior means.
       obs_scale: the decoder's noise scale in the ELBO (``"elbo"``).
+      learn_prior: learn the prior's means and per-component scales (``params["prior"]``,
+        starting at the fixed arrangement and ``prior_sigma``) with the encoder and
+        decoder; False: they stay fixed.
     """
     image_shape = None
     if isinstance(dim, (tuple, list)):
@@ -351,7 +375,10 @@ def gm_wae(dim: Union[int, Sequence[int]], *, K: int = 10, latent_dim: int = 8,
     hidden = check_hidden(hidden, "hidden")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+    if not isinstance(learn_prior, (bool, np.bool_)):
+        raise ValueError(f"learn_prior: expected True or False, got {learn_prior!r}")
     return GMWAE(dim, K, latent_dim, tuple(hidden), objective,
                  _positive_float(lam, "lam"), _positive_float(prior_sigma, "prior_sigma"),
                  _positive_float(prior_distance, "prior_distance"),
-                 _positive_float(obs_scale, "obs_scale"), image_shape)
+                 _positive_float(obs_scale, "obs_scale"), image_shape,
+                 learn_prior=bool(learn_prior))

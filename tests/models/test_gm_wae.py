@@ -163,3 +163,29 @@ def test_fit_trains_on_two_clusters(objective):
     assert after < before
     err = np.mean(np.sum((np.asarray(m.reconstruct(p, x[:128])) - x[:128]) ** 2, -1))
     assert err < 1.0
+
+
+def test_learned_prior_starts_fixed_is_trained_and_sampled():
+    m = nj.models.gm_wae(DIM, K=K, latent_dim=LATENT, hidden=(8,), learn_prior=True)
+    x = jax.random.uniform(jax.random.key(2), (5, DIM))
+
+    @jax.jit
+    def run(key):  # one compilation: init, gradient, samples
+        p = m.init(key)
+        g = jax.grad(lambda p: m.objective_batch(p, x, None, jax.random.key(3)))(p)
+        # sampling draws z from the learned components: sigma_k -> 0 gives G(mu_k)
+        moved = {**p, "prior": {"means": p["prior"]["means"] + 3.0,
+                                "log_sigma": jnp.full((K,), -30.0)}}
+        s = m.sample_batch(moved, jax.random.key(4), 2, component=1)
+        return p, g, s, m.decode(moved, jnp.tile(moved["prior"]["means"][1], (2, 1)))
+
+    p, g, s, expected = run(jax.random.key(0))
+    np.testing.assert_allclose(p["prior"]["means"], m.prior_means())  # the fixed start
+    np.testing.assert_allclose(jnp.exp(p["prior"]["log_sigma"]), m.prior_sigma, rtol=1e-6)
+    assert float(jnp.abs(g["prior"]["means"]).sum()) > 0  # the MMD pulls the means
+    assert float(jnp.abs(g["prior"]["log_sigma"]).sum()) > 0
+    np.testing.assert_allclose(s, expected, atol=1e-5)
+    fixed = nj.models.gm_wae(DIM, K=K, latent_dim=LATENT, hidden=(8,))
+    assert "prior" not in jax.eval_shape(fixed.init, jax.random.key(0))
+    with pytest.raises(ValueError, match="learn_prior"):
+        nj.models.gm_wae(DIM, learn_prior="yes")
