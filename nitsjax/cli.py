@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-COMMANDS = ("train", "eval", "sample", "demo")
+COMMANDS = ("train", "eval", "sample", "demo", "snf")
 EXTRA_HINT = 'pip install "nitsjax[cli]"'
 
 USAGE = """\
@@ -41,6 +41,10 @@ commands:
   sample   samples of a trained run to .npy (data units) and a figure
              nitsjax sample run=<run folder> n=1000
   demo     the default model on embedded data (2-D toy + sklearn digits), a few minutes
+  snf      a stochastic normalizing flow on a target with known log Z, against the flow
+           alone at the same budget: log Z +- s.e., ESS, mode coverage, figures
+             nitsjax snf +experiment=snf_funnel
+             nitsjax snf target=gaussian_mixture fit.steps=2000
 
 `nitsjax <command> --help` lists the command's config groups, values and every option of
 the chosen model and of training (from their signatures and docstrings);
@@ -171,6 +175,10 @@ def _task(command: str):
             elif command == "sample":
                 ex.run_sample(cfg.run, cfg.n, cfg.seed, cfg.out, cfg.plot, cfg.data_root,
                               out_dir=ex.hydra_output_dir())
+            elif command == "snf":
+                from nitsjax.app.snf import run_snf
+
+                run_snf(cfg, validated=True)
         except (ConfigError, FileNotFoundError, PermissionError, DataFormatError) as err:
             # bad config, missing / refused / malformed data file: a message, no traceback
             print(f"nitsjax {command}: {err}", file=sys.stderr)

@@ -210,8 +210,10 @@ PRIMARY = COMMANDS  # one primary config per command (configs/<command>.yaml)
 
 def primary_schemas() -> dict[str, type]:
     """``{command: schema}`` of the primary configs."""
+    from nitsjax.app.snf import SNFConfig
+
     return {"train": RunConfig, "eval": command_schema("eval"),
-            "sample": command_schema("sample"), "demo": DemoConfig}
+            "sample": command_schema("sample"), "demo": DemoConfig, "snf": SNFConfig}
 
 
 def model_schemas() -> dict[str, type]:
@@ -239,6 +241,9 @@ def register() -> None:
     for name, node in data_schemas().items():
         cs.store(group="schema/data", name=name, node=node)
     cs.store(group="schema/train", name="base", node=TrainConfig)
+    from nitsjax.app import snf as snf_app
+
+    snf_app.register()  # schema/target/<name> (nitsjax snf)
 
 
 # ------------------------------------------------------------------------- locating
@@ -340,6 +345,10 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
         ]
     elif command == "sample":
         checks += [("n", cfg.n >= 1, ">= 1")]
+    elif command == "snf":
+        from nitsjax.app.snf import validate_snf
+
+        validate_snf(cfg, where)
     for key, ok, expected in checks:
         if not ok:
             got = OmegaConf.select(cfg, key)
