@@ -23,6 +23,7 @@ Layout (``configs/``)::
     model/<name>.yaml                             flow presets (schema: the constructor)
     data/<name>.yaml                              data set presets (schema: the loader)
     train/{default,fast,demo,...}.yaml            optimisation presets (schema: fit)
+    snf.yaml, target/<name>.yaml                  nitsjax snf (schemas: nitsjax.app.snf)
 """
 
 from __future__ import annotations
