@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-COMMANDS = ("train", "eval", "sample", "demo")
-COMMANDS += ("rd",)  # rate-distortion bounds of a source (nitsjax.app.rd)
+COMMANDS = ("train", "eval", "sample", "demo", "rd", "snf")
 EXTRA_HINT = 'pip install "nitsjax[cli]"'
 
 USAGE = """\
@@ -45,6 +44,10 @@ commands:
   rd       rate-distortion sandwich bounds of a source (nitsjax.rd), metrics and a figure
              nitsjax rd source=banana rd.lambdas=[0.5,1,2,4,8]
              nitsjax rd data=mnist n=20000 rd.upper.latent_dim=32 rd.lower_lambdas=[0.02,0.1]
+  snf      a stochastic normalizing flow on a target with known log Z, against the flow
+           alone at the same budget: log Z +- s.e., ESS, mode coverage, figures
+             nitsjax snf +experiment=snf_funnel
+             nitsjax snf target=gaussian_mixture fit.steps=2000
 
 `nitsjax <command> --help` lists the command's config groups, values and every option of
 the chosen model and of training (from their signatures and docstrings);
@@ -179,6 +182,10 @@ def _task(command: str):
                 from nitsjax.app.rd import run_rd
 
                 run_rd(cfg, validated=True)
+            elif command == "snf":
+                from nitsjax.app.snf import run_snf
+
+                run_snf(cfg, validated=True)
         except (ConfigError, FileNotFoundError, PermissionError, DataFormatError) as err:
             # bad config, missing / refused / malformed data file: a message, no traceback
             print(f"nitsjax {command}: {err}", file=sys.stderr)

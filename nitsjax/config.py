@@ -24,6 +24,7 @@ Layout (``configs/``)::
     model/<name>.yaml                             flow presets (schema: the constructor)
     data/<name>.yaml                              data set presets (schema: the loader)
     train/{default,fast,demo,...}.yaml            optimisation presets (schema: fit)
+    snf.yaml, target/<name>.yaml                  nitsjax snf (schemas: nitsjax.app.snf)
 """
 
 from __future__ import annotations
@@ -212,10 +213,11 @@ PRIMARY = COMMANDS  # one primary config per command (configs/<command>.yaml)
 def primary_schemas() -> dict[str, type]:
     """``{command: schema}`` of the primary configs."""
     from nitsjax.app.rd import RdConfig
+    from nitsjax.app.snf import SNFConfig
 
     return {"train": RunConfig, "eval": command_schema("eval"),
             "sample": command_schema("sample"), "demo": DemoConfig,
-            "rd": RdConfig}
+            "rd": RdConfig, "snf": SNFConfig}
 
 
 def model_schemas() -> dict[str, type]:
@@ -243,6 +245,9 @@ def register() -> None:
     for name, node in data_schemas().items():
         cs.store(group="schema/data", name=name, node=node)
     cs.store(group="schema/train", name="base", node=TrainConfig)
+    from nitsjax.app import snf as snf_app
+
+    snf_app.register()  # schema/target/<name> (nitsjax snf)
 
 
 # ------------------------------------------------------------------------- locating
@@ -348,6 +353,10 @@ def validate(cfg: DictConfig, command: str, where=None) -> None:
         from nitsjax.app.rd import checks as rd_checks
 
         checks += rd_checks(cfg)
+    elif command == "snf":
+        from nitsjax.app.snf import validate_snf
+
+        validate_snf(cfg, where)
     for key, ok, expected in checks:
         if not ok:
             got = OmegaConf.select(cfg, key)

@@ -11,6 +11,7 @@ Needs the ``cli`` extra (hydra-core, omegaconf, matplotlib, ...). The core (``bi
 * ``trained``: ``TrainedRun`` and ``load_run`` (a run folder);
 * ``commands``: ``run_train``, ``run_eval``, ``run_sample``, ``run_demo``;
 * ``figures``: the figures a run writes.
+* ``snf``: ``run_snf``, the ``nitsjax snf`` command (stochastic normalizing flows).
 """
 
 # ``nitsjax.config`` registers the schemas when imported, and the eval/sample schemas are

@@ -90,6 +90,22 @@ def options_help(cfg, command: str = "train") -> str:
                           data_loader(data["name"]), data, DATA_SUPPLIED, positional=True)
         return "\n".join(lines)
 
+    if command == "snf":  # the flow, nj.snf.fit_reverse and the target
+        from nitsjax.snf import fit_reverse
+        from nitsjax.snf.targets import TARGETS
+
+        flow = OmegaConf.to_container(cfg.flow, resolve=False)
+        target = OmegaConf.to_container(cfg.target, resolve=False)
+        lines = _section(f"Flow options (model@flow={flow['name']})", "flow",
+                         flow_constructor(flow["name"]), flow, MODEL_SUPPLIED)
+        lines += _section("Fit options (fit.*: nj.snf.fit_reverse)", "fit", fit_reverse,
+                          OmegaConf.to_container(cfg.fit, resolve=False), ())
+        lines += _section(f"Target options (target={target['name']})", "target",
+                          TARGETS[target["name"]], target, (), positional=True)
+        lines.append("chain: a list of `flow` and {langevin|metropolis|vae_layer: {options}} "
+                     "(nj.snf.langevin, metropolis, vae_layer); see configs/snf.yaml")
+        return "\n".join(lines)
+
     model = OmegaConf.to_container(cfg.model, resolve=False)
     train = OmegaConf.to_container(cfg.train, resolve=False)
     ctor = flow_constructor(model["name"])

@@ -32,6 +32,8 @@ class ReverseFit(NamedTuple):
       ess: effective sample size of the weights (``ess / n_samples`` is the efficiency).
       log_z: estimate of ``log Z`` of the target; ``log_z_se``: its standard error.
       losses: ``(steps,)`` training loss (mean ``-log w`` of the batch).
+      batch_ess: ``(steps,)`` effective sample size of each step's training batch (divide
+        by ``batch_size`` for the efficiency): the ESS along training, at no extra cost.
     """
 
     params: dict
@@ -42,6 +44,7 @@ class ReverseFit(NamedTuple):
     log_z: Array
     log_z_se: Array
     losses: np.ndarray
+    batch_ess: Optional[np.ndarray] = None
 
 
 def _check_chain(chain):
@@ -99,14 +102,18 @@ def _optimizer(optimizer, learning_rate, steps):
     return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
 
 
-def _train(loss_fn, params, key, steps, optimizer, progress, desc, chunk):
+def _train(loss_fn, params, key, steps, optimizer, progress, desc, chunk, has_aux=False):
     """Run ``steps`` optax steps of ``loss_fn(params, key)`` in jit-compiled chunks of
-    scanned steps (no host sync inside a chunk); returns params and per-step losses."""
+    scanned steps (no host sync inside a chunk); returns params and per-step losses, and
+    with ``has_aux`` (``loss_fn`` returns ``(loss, scalar)``) the per-step scalars too."""
     opt_state = optimizer.init(params)
 
     def one(carry, k):
         params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, k)
+        if has_aux:
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, k)
+        else:
+            (loss, grads), aux = jax.value_and_grad(loss_fn)(params, k), jnp.zeros(())
         # A non-finite step (an MCMC path that left the target's support) is skipped.
         ok = jnp.isfinite(loss) & jnp.all(jnp.array(
             [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)] or [True]))
@@ -114,7 +121,7 @@ def _train(loss_fn, params, key, steps, optimizer, progress, desc, chunk):
         new_params = optax.apply_updates(params, updates)
         keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
             lambda a, b: jnp.where(ok, a, b), new, old)
-        return (keep(new_params, params), keep(new_state, opt_state)), loss
+        return (keep(new_params, params), keep(new_state, opt_state)), (loss, aux)
 
     @jax.jit
     def run(carry, keys):
@@ -122,21 +129,24 @@ def _train(loss_fn, params, key, steps, optimizer, progress, desc, chunk):
 
     from tqdm.auto import tqdm
 
-    losses, carry, done = [], (params, opt_state), 0
+    losses, auxes, carry, done = [], [], (params, opt_state), 0
     with tqdm(total=steps, desc=desc, unit="step", disable=not progress) as bar:
         while done < steps:
             num = min(chunk, steps - done)
             key, sub = jax.random.split(key)
             if num != chunk:  # the last, shorter chunk compiles once more
-                carry, loss = jax.jit(lambda c, ks: jax.lax.scan(one, c, ks))(
+                carry, (loss, aux) = jax.jit(lambda c, ks: jax.lax.scan(one, c, ks))(
                     carry, jax.random.split(sub, num))
             else:
-                carry, loss = run(carry, jax.random.split(sub, num))
+                carry, (loss, aux) = run(carry, jax.random.split(sub, num))
             loss = np.asarray(loss)
             losses.append(loss)
+            auxes.append(np.asarray(aux))
             done += num
             bar.update(num)
             bar.set_postfix({"loss": f"{np.nanmean(loss):.4f}"})
+    if has_aux:
+        return carry[0], np.concatenate(losses), np.concatenate(auxes)
     return carry[0], np.concatenate(losses)
 
 
@@ -175,18 +185,18 @@ def fit_reverse(chain: Chain, params: dict, log_target: Callable, *, key: Array,
 
     def loss_fn(p, k):
         _, lw = sample_paths(chain, p, k, batch_size, log_target)
-        return -jnp.mean(lw)
+        return -jnp.mean(lw), jax.lax.stop_gradient(importance(lw).ess)
 
-    losses = np.zeros(0)
+    losses, batch_ess = np.zeros(0), np.zeros(0)
     if steps > 0:
-        params, losses = _train(loss_fn, params, k_fit, steps,
-                                _optimizer(optimizer, learning_rate, steps), progress,
-                                "snf reverse", chunk)
+        params, losses, batch_ess = _train(loss_fn, params, k_fit, steps,
+                                           _optimizer(optimizer, learning_rate, steps),
+                                           progress, "snf reverse", chunk, has_aux=True)
     samples, lw = jax.jit(lambda p, k: sample_paths(chain, p, k, n_samples, log_target))(
         params, k_eval)
     imp = importance(lw)
     return ReverseFit(params, samples, lw, imp.weights, imp.ess, imp.log_z, imp.log_z_se,
-                      losses)
+                      losses, batch_ess)
 
 
 def fit_forward(chain: Chain, params: dict, x, *, key: Array, steps: int = 1000,
