@@ -211,6 +211,15 @@ def scott_bandwidth(x: np.ndarray) -> np.ndarray:
     return sigma * n ** (-1.0 / (min(d, 3) + 4))
 
 
+def check_shape_options(rank, grid) -> None:
+    """``rank`` an integer >= 1 and ``grid`` an integer >= 2, else a ValueError."""
+    if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank < 1:
+        raise ValueError(f"rank: expected an integer >= 1 (the TT rank), got {rank!r}")
+    if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 2:
+        raise ValueError(f"grid: expected an integer >= 2 (grid points a dimension), "
+                         f"got {grid!r}")
+
+
 def fit(x, *, rank: int, grid: int, bandwidth: Optional[float | Sequence[float]] = None,
         pad: float = 0.1) -> TensorTrain:
     """A tensor-train density from data by TT sketching of kernel density estimates.
@@ -231,11 +240,7 @@ def fit(x, *, rank: int, grid: int, bandwidth: Optional[float | Sequence[float]]
     Returns:
       A ``TensorTrain`` with ``log_prob(x)`` and ``sample(key, n)``.
     """
-    if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(f"rank: expected an integer >= 1 (the TT rank), got {rank!r}")
-    if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 2:
-        raise ValueError(f"grid: expected an integer >= 2 (grid points a dimension), "
-                         f"got {grid!r}")
+    check_shape_options(rank, grid)
     x = as_float_array(x, "x")
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"x: expected shape (N, d) with N >= 2 rows, got {tuple(x.shape)}"

@@ -111,3 +111,74 @@ def test_tensorizing_flow_trains_from_the_tt_base():
     p = flow.init(jax.random.PRNGKey(3))
     assert abs(float(flow.log_prob(p, CORR[:50]).mean())
                - float(tt.log_prob(CORR[:50]).mean())) < 1e-2
+
+
+# ----------------------------------------------------------- model=tensorizing (the CLI)
+def test_tensorizing_model_config_fits_the_tt_and_reloads_into_its_shapes():
+    """``model=tensorizing``: rank/grid/bandwidth are options, the training rows are not;
+    built with ``x_train`` its base params are the TT fitted on them, built without (a
+    reloaded run) the params have the same structure and shapes to load them into."""
+    from nitsjax import config as C
+    from nitsjax import experiment as ex
+
+    cfg = C.compose("train", ["model=tensorizing", "model.rank=3", "model.grid=14",
+                              "model.hidden=[8]"])
+    assert {"rank", "grid", "bandwidth", "hidden"} <= set(cfg.model)
+    assert "x_train" not in cfg.model
+    flow = ex.build_flow(cfg.model, 2, x_train=CORR)
+    tt = flow.base.init(None)["frozen"]
+    want = nj.tt.fit(CORR, rank=3, grid=14)
+    for a, b in zip(jax.tree_util.tree_leaves(tt), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    fitted = jax.eval_shape(flow.init, jax.random.key(0))
+    template = jax.eval_shape(ex.build_flow(cfg.model, 2).init, jax.random.key(0))
+    assert jax.tree_util.tree_structure(fitted) == jax.tree_util.tree_structure(template)
+    assert ([a.shape for a in jax.tree_util.tree_leaves(fitted)]
+            == [a.shape for a in jax.tree_util.tree_leaves(template)])
+    # the frozen TT is never trained
+    from nitsjax.bijectors import trainable_mask
+    mask = trainable_mask(fitted)
+    assert not any(jax.tree_util.tree_leaves(mask["base"]))
+    assert all(jax.tree_util.tree_leaves(mask["bijector"]))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(x_train=CORR, rank=0), "rank: expected an integer >= 1"),
+    (dict(rank=0), "rank: expected an integer >= 1"),
+    (dict(x_train=CORR, grid=1), "grid: expected an integer >= 2"),
+    (dict(grid=1), "grid: expected an integer >= 2"),
+    (dict(x_train=np.where(np.arange(400)[:, None] == 5, np.nan, CORR)), "x: .*non-finite"),
+    (dict(x_train=CORR[:, :1]), "x_train: expected rows of 2 values"),
+])
+def test_tensorizing_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nj.flows.tensorizing(2, **kwargs)
+
+
+@pytest.mark.slow
+def test_tensorizing_trains_and_evaluates_from_the_command_line(tmp_path):
+    """``nitsjax train model=tensorizing`` fits the TT on the training split, trains the CNF,
+    saves the TT with the params; ``nitsjax eval`` rebuilds the flow from the config and
+    reproduces the test log-likelihood."""
+    import json
+
+    from nitsjax import experiment as ex
+    from nitsjax.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "model=tensorizing", "data=8gaussians", "model.rank=4",
+                 "model.grid=16", "model.hidden=[8]", "train.steps=3", "train.batch_size=32",
+                 "train.progress=false", "data.n_train=324", "data.n_val=36",
+                 "data.n_test=40", "plots.n_samples=100", "plots.grid=16",
+                 f"hydra.run.dir={run}"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_log_likelihood"])
+    assert (run / "density.png").is_file()
+    loaded = ex.load_run(run)
+    want = nj.tt.fit(loaded.load_data().train, rank=4, grid=16)
+    got = loaded.params["base"]["frozen"]
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    assert main(["eval", f"run={run}", f"hydra.run.dir={run / 'eval'}"]) == 0
+    again = json.loads((run / "eval" / "metrics.json").read_text())
+    assert abs(again["log_likelihood"] - metrics["test_log_likelihood"]) < 1e-5

@@ -166,7 +166,7 @@ def train_validated(cfg: DictConfig, out_dir: Optional[PathLike] = None) -> Path
         raise ConfigError(f"data.target: model={cfg.model.name} fits an unconditional map; "
                           "leave data.target null or pick a conditional model (ddn, mdn, nits)")
     flow = None if transport else build_flow(cfg.model, data.dim, context_dim=data.context_dim,
-                                             image_shape=data.image_shape)
+                                             image_shape=data.image_shape, x_train=data.train)
     metrics = {"model": cfg.model.name, "data": cfg.data.name, "dim": data.dim}
     if data.target is not None:  # p(target columns | the others): conditional scores
         metrics.update(target=list(data.target), context_dim=data.context_dim)

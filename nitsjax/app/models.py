@@ -10,6 +10,11 @@ Calling conventions, told apart by the constructor's first parameter:
 - ``x_dim`` (conditional density models, ``ddn``, ``mdn``: ``ctor(x_dim, y_dim,
   **options)``): ``ctor(context_dim, dim, **options)``; they need ``data.target``;
 - ``shape`` (image models, ``image_nits``): ``ctor((H, W, C), **options)``.
+
+A flow fitted in part from the data before training (``tensorizing``: its tensor-train
+base) takes the training rows as the keyword ``x_train`` (not a config option: an array);
+``build_flow`` passes them when given, and a reloaded run builds it without them and loads
+the fitted part from its params.
 """
 
 from __future__ import annotations
@@ -116,6 +121,15 @@ def is_conditional_model(model_cfg) -> bool:
     return first == "x_dim"
 
 
+def takes_training_rows(model_cfg) -> bool:
+    """Whether the model's constructor takes the training rows ``x_train`` (``tensorizing``
+    fits its tensor-train base on them before training)."""
+    import inspect
+
+    ctor = flow_constructor(to_container(model_cfg)["name"])
+    return "x_train" in inspect.signature(ctor).parameters
+
+
 def image_model_shape(image_shape, dim: int, channels_first: bool = False) -> tuple:
     """``(H, W, C)`` of an image model from the data's ``image_shape`` (``(H, W)``: one
     channel; ``(C, H, W)`` when ``channels_first``, CIFAR-10's layout)."""
@@ -137,7 +151,7 @@ def image_model_shape(image_shape, dim: int, channels_first: bool = False) -> tu
 
 
 def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None,
-               image_shape: Optional[tuple] = None):
+               image_shape: Optional[tuple] = None, x_train=None):
     """A ``Flow`` on R^dim from a model config: ``name`` picks the constructor, every
     other key is a keyword argument (lists become tuples). Unknown keys raise a
     ``ConfigError`` naming the key and the constructor's arguments. An image model
@@ -148,7 +162,10 @@ def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None,
 
     Flows are values: the same config and ``dim`` give equal flows (``Flow.spec``), and
     the compiled functions of ``fit`` and ``Flow`` are keyed on that value, so the jobs of
-    a sweep over training settings (``-m train.learning_rate=...``) compile once."""
+    a sweep over training settings (``-m train.learning_rate=...``) compile once.
+
+    ``x_train``: the training rows, passed to a constructor that takes ``x_train``
+    (``takes_training_rows``; module docstring)."""
     if is_transport(model_cfg):
         name = to_container(model_cfg)["name"]
         raise ConfigError(f"model.name: {name} fits itself from the data "
@@ -168,6 +185,8 @@ def build_flow(model_cfg, dim: int, context_dim: Optional[int] = None,
         return ctor(context_dim, dim, **kw)
     if context_dim is not None:
         kw["context_dim"] = context_dim
+    if x_train is not None and takes_training_rows(model_cfg):
+        kw["x_train"] = x_train
     if takes_image_shape(model_cfg):
         shape = image_model_shape(image_shape, dim, bool(kw.get("channels_first", False)))
         return with_logit(ctor(shape, **kw), alpha)

@@ -11,7 +11,7 @@ from nitsjax.flows.image_nits import ImageNITSFlow, image_nits
 from nitsjax.flows.mtaf import MTAFFlow, mtaf
 from nitsjax.flows.nits import NITSFlow, nits
 from nitsjax.flows.spline import nsf
-from nitsjax.flows.tensorizing import tensorizing_flow, tt_base
+from nitsjax.flows.tensorizing import tensorizing, tensorizing_flow, tt_base
 from nitsjax.registry import register
 
 register("maf", maf)
@@ -23,9 +23,10 @@ register("image_nits", image_nits)
 register("mtaf", mtaf)
 register("elf", elf)
 register("cnf", cnf)
+register("tensorizing", tensorizing)
 
 __all__ = ["ELFFlow", "Flow", "ImageNITSFlow", "MTAFFlow", "NITSFlow", "elf", "iaf",
            "cnf",
            "image_nits", "maf", "mtaf",
            "nits", "nsf", "realnvp",
-           "tensorizing_flow", "tt_base"]
+           "tensorizing", "tensorizing_flow", "tt_base"]
