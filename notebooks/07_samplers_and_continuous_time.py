@@ -35,7 +35,7 @@ import nitsjax as nj
 key = jax.random.key(0)
 
 
-def density_image(ax, log_prob, lim=4.0, n=120, title=""):
+def density_image(ax, log_prob, lim=4.0, n=64, title=""):
     """Show ``exp(log_prob)`` on a square grid."""
     g = np.linspace(-lim, lim, n)
     xy = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2).astype(np.float32)
