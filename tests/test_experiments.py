@@ -106,6 +106,8 @@ def test_logit_model_adds_the_logit_jacobian():
     assert s.min() >= 0.0 and s.max() <= 1.0
     with pytest.raises(C.ConfigError, match="model.logit"):
         ex.build_flow({"name": "maf", "logit": 0.7}, 3)
+    with pytest.raises(C.ConfigError, match="model.logit.*only flows"):
+        ex.build_flow({"name": "diffusion", "hidden": [8], "logit": 0.01}, 2)
 
 
 # ------------------------------------------------------------------- results tool

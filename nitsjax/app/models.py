@@ -207,6 +207,9 @@ def with_logit(flow, alpha: Optional[float]):
     log-likelihood includes the logit's log-determinant, samples come back in [0, 1)."""
     if alpha is None:
         return flow
+    if not hasattr(flow, "with_preprocessing"):
+        raise ConfigError(f"model.logit: {type(flow).__name__} takes no preprocessing layer "
+                          "(only flows do); leave model.logit null")
     from nitsjax.bijectors.elementwise import logit
 
     return flow.with_preprocessing(logit(0.0, 1.0, alpha=alpha), spec=("logit", alpha))
