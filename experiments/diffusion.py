@@ -22,7 +22,6 @@ gradient of its trace. Figure: samples of each order on the toys
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import time
 
@@ -30,19 +29,10 @@ import jax
 import numpy as np
 
 import nitsjax as nj
+from experiments.cnf import ROOTS, data_root  # same data layout as the CNF runs
 from nitsjax import diffusion as dm
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOTS = {"wine_red": "winequality-red"}
-
-
-def data_root() -> pathlib.Path:
-    if os.environ.get("NITSJAX_DATA"):
-        return pathlib.Path(os.environ["NITSJAX_DATA"])
-    for parent in HERE.parents:
-        if (parent / "shared" / "data").is_dir():
-            return parent / "shared" / "data"
-    raise SystemExit("red wine: set NITSJAX_DATA to the folder holding winequality-red")
 
 
 def dsm_terms(fitted: dm.Diffusion, x) -> dict:
